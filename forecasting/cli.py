@@ -17,7 +17,14 @@ from forecasting.errors import ForecastingError
 # Command modules, in the order they appear in --help. Add a module here to add commands.
 COMMAND_MODULES = [
     "forecasting.commands.data",
+    "forecasting.commands.train",
+    "forecasting.commands.predict",
+    "forecasting.commands.evaluate",
+    "forecasting.commands.backtest",
+    "forecasting.commands.demo",
+    "forecasting.commands.tune",
     "forecasting.commands.bench",
+    "forecasting.commands.dashboard",
 ]
 
 

@@ -1,0 +1,1 @@
+"""The Streamlit dashboard (``app/dashboard.py``) and its helpers; see ``forecasting dashboard``."""

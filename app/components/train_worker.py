@@ -1,0 +1,196 @@
+"""Background training for the dashboard: ``python train_worker.py JOB_DIR`` (started by :mod:`jobs`).
+
+Training runs in its own process so that the page stays responsive, the *Cancel* button can
+stop it at once (SIGTERM; the half-built run directory is removed), and a crash cannot take the
+server down. The process calls only the public API — :meth:`Forecaster.fit` and
+:meth:`Forecaster.save` — and writes a run directory in the CLI's layout::
+
+    runs/<id>/model/                      the ScoreVI-Koopa artifact (what `--model runs/<id>` loads)
+    runs/<id>/config.yaml                 resolved config
+    runs/<id>/run.json                    what was trained on what, training summary
+    runs/<id>/baselines/deterministic/    the deterministic Koopa peer (optional)
+
+The directory is staged under a hidden temporary name and renamed when complete. Progress goes
+to ``JOB_DIR/status.json`` (replaced atomically), read by the page: the training loop logs one
+record per epoch, which a logging handler turns into status updates.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("forecasting.dashboard.worker")
+
+_EPOCH = re.compile(r"^epoch (\d+):")
+
+
+class Status:
+    """The job's ``status.json``: state, current phase and epoch, timestamps."""
+
+    def __init__(self, job_dir: Path, phases: list[tuple[str, int]], budget_s: float | None = None):
+        self.path = job_dir / "status.json"
+        self.data: dict[str, Any] = {
+            "state": "running", "phases": [[n, e] for n, e in phases], "phase": 0, "epochs_done": 0,
+            "phase_epochs_done": 0, "phase_started": time.time(), "budget_s": budget_s,
+            "last_epoch": 0, "started": time.time(), "updated": time.time(), "message": "starting", "pid": os.getpid(),
+        }
+        self.write()
+
+    def update(self, **changes: Any) -> None:
+        self.data.update(changes, updated=time.time())
+        self.write()
+
+    def write(self) -> None:
+        tmp = self.path.with_name(".status.json.tmp")
+        tmp.write_text(json.dumps(self.data), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+class EpochHandler(logging.Handler):
+    """Turns the training loop's per-epoch log records into status updates (a new phase starts when
+    the epoch counter goes back to 1: the MAP warm start and the posterior are two loop runs)."""
+
+    def __init__(self, status: Status, first_phase: int, n_phases_in_fit: int):
+        super().__init__(logging.INFO)
+        self.status, self.first_phase, self.n_phases = status, first_phase, n_phases_in_fit
+
+    def emit(self, record: logging.LogRecord) -> None:
+        m = _EPOCH.match(record.getMessage())
+        if not m:
+            return
+        epoch = int(m.group(1))
+        d = self.status.data
+        phase = d["phase"]
+        in_phase = d["phase_epochs_done"] + 1
+        if epoch <= d["last_epoch"] and phase + 1 < self.first_phase + self.n_phases:
+            phase, in_phase = phase + 1, 1  # the loop restarted: next phase of this fit
+            d["phase_started"] = time.time()
+        self.status.update(phase=phase, last_epoch=epoch, epochs_done=d["epochs_done"] + 1, phase_epochs_done=in_phase,
+                           message=f"{d['phases'][phase][0]}: epoch {epoch} done")
+
+
+def _load_frame(path: Path):
+    import numpy as np
+
+    from forecasting.data.series import SeriesFrame
+
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        return SeriesFrame(meta["name"], z["timestamps"].astype("datetime64[ns]"), z["values"], tuple(meta["columns"]),
+                           meta["freq"], meta["item_id"], {"source": meta.get("source", "")})
+
+
+def _prepared(frame, config, val_windows: int):
+    """Windows per the config, with the validation set thinned to ``val_windows`` evenly spaced windows
+    (early stopping needs a stable estimate, not every stride-1 window)."""
+    import dataclasses
+
+    from forecasting.data.windows import WindowDataset, prepare
+
+    data = prepare(frame, config.data.lookback, config.data.horizon, config.data.split)
+    val = data.val
+    if val_windows and len(val) > val_windows:
+        stride = -(-len(val) // val_windows)
+        data = dataclasses.replace(data, val=WindowDataset(data.scaled, val.lookback, val.horizon, val.start, val.end, stride))
+    return data
+
+
+def run(job_dir: Path) -> int:
+    job = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
+    det_cfg_dict = job.get("deterministic_config")
+    main_cfg = job["config"]
+    phases = []
+    if main_cfg["inference"].get("warm_start_epochs", 0) > 0:
+        phases.append(("MAP warm start", int(main_cfg["inference"]["warm_start_epochs"])))
+    phases.append(("ScoreVI posterior", int(main_cfg["training"]["epochs"])))
+    if det_cfg_dict:
+        phases.append(("deterministic Koopa (peer)", int(det_cfg_dict["training"]["epochs"])))
+    status = Status(job_dir, phases, main_cfg["training"].get("time_budget_s"))
+
+    def _term(signum, frame):  # noqa: ARG001 - signal handler signature
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)
+    try:
+        from forecasting.commands.common import staged_dir, write_json
+        from forecasting.config import from_dict, write_yaml
+        from forecasting.device import describe_device, resolve_device
+        from forecasting.forecaster import Forecaster
+        from forecasting.forecaster_config import ForecasterConfig
+
+        import torch
+
+        torch.set_num_threads(int(job.get("threads") or torch.get_num_threads()))
+        loop_log = logging.getLogger("forecasting.training.loop")
+        loop_log.setLevel(logging.INFO)
+        status.update(message="preparing data")
+        frame = _load_frame(job_dir / "frame.npz")
+        config = from_dict(ForecasterConfig, main_cfg)
+        data = _prepared(frame, config, int(job.get("val_windows", 0)))
+        final = Path(job["runs_dir"]) / job["run_id"]
+        with staged_dir(final) as stage:
+            n_main = len(phases) - (1 if det_cfg_dict else 0)
+            handler = EpochHandler(status, 0, n_main)
+            loop_log.addHandler(handler)
+            try:
+                status.update(phase_started=time.time(), message=f"{phases[0][0]}: training")
+                fc = Forecaster.fit(data, config)
+            finally:
+                loop_log.removeHandler(handler)
+            fc.save(stage / "model")
+            write_yaml(main_cfg, stage / "config.yaml")
+            summary: dict[str, Any] = {"scorevi": fc.summary}
+            if det_cfg_dict:
+                status.update(phase=n_main, last_epoch=0, phase_epochs_done=0, phase_started=time.time(),
+                              message=f"{phases[n_main][0]}: training")
+                det_cfg = from_dict(ForecasterConfig, det_cfg_dict)
+                handler = EpochHandler(status, n_main, 1)
+                loop_log.addHandler(handler)
+                try:
+                    det = Forecaster.fit(data, det_cfg)
+                finally:
+                    loop_log.removeHandler(handler)
+                det.save(stage / "baselines" / "deterministic")
+                summary["deterministic"] = det.summary
+            status.update(message="saving")
+            write_json(stage / "run.json", {
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "source": "dashboard",
+                "dataset": job.get("dataset"),
+                "data_file": job.get("data_file"),
+                "data_digest": job.get("data_digest"),
+                "key": job.get("key"),
+                "columns": list(frame.columns),
+                "freq": frame.freq,
+                "rows": frame.length,
+                "device": describe_device(resolve_device(config.device)),
+                "torch_threads": torch.get_num_threads(),
+                "summary": summary,
+            })
+        status.update(state="done", run_dir=str(final), message="done", finished=time.time())
+        return 0
+    except KeyboardInterrupt:
+        status.update(state="cancelled", message="cancelled; no run directory was written", finished=time.time())
+        return 130
+    except Exception as exc:  # noqa: BLE001 - reported to the page; bugs keep their traceback in the job log
+        from forecasting.errors import ForecastingError
+
+        user = isinstance(exc, ForecastingError)
+        if not user:
+            traceback.print_exc()
+        status.update(state="error", message=str(exc) if user else f"internal error: {type(exc).__name__}: {exc}",
+                      user_error=user, finished=time.time())
+        return 2 if user else 1
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through jobs.TrainJob in the tests
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    sys.exit(run(Path(sys.argv[1])))
