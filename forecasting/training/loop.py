@@ -1,0 +1,357 @@
+"""The project's one training loop: epochs, early stopping, checkpoints, resume.
+
+A model-specific *task* (MSE training, ScoreVI updates, ...) implements :class:`TrainingTask`;
+:func:`fit` owns everything around it: device, seeding, batch order (a ``torch.Generator``
+saved in the checkpoint), progress bar, validation, early stopping with best-state keeping,
+an atomic ``checkpoint.pt`` per epoch, resume that continues exactly where it stopped, and a
+per-epoch ``metrics.jsonl``.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from forecasting.device import resolve_device
+from forecasting.errors import ForecastingError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+METRICS_LOG = "metrics.jsonl"
+_FORMAT = 1
+
+
+@runtime_checkable
+class TrainingTask(Protocol):
+    """What :func:`fit` drives. State must be tensors + plain Python (``torch.load(weights_only=True)``)."""
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, step: int) -> dict[str, float]:
+        """One update on a batch; must return ``{"loss": float, ...}`` (non-finite loss = divergence)."""
+
+    def evaluate(self, dataset: Any) -> dict[str, float]:
+        """Metrics on a dataset; :func:`fit` logs them as ``val_<key>`` (e.g. ``mse`` -> ``val_mse``)."""
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called with the 1-based epoch before its first step (set the learning rate here)."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def to(self, device: torch.device) -> Any: ...
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Loop settings (defaults: the Koopa paper's protocol).
+
+    Attributes:
+        epochs: maximum number of epochs.
+        batch_size: training batch size.
+        patience: stop after this many epochs without improvement of ``monitor``.
+        monitor: validation metric to select the best epoch (``val_`` + a key of ``evaluate``).
+        monitor_mode: ``"min"`` or ``"max"``.
+        seed: seeds torch/numpy/python and the batch-order generator.
+        device: ``auto``/``cpu``/``cuda[:N]``.
+        max_batches_per_epoch: cap on training steps per epoch (``None`` = all batches).
+        time_budget_s: stop after the epoch in which this many seconds of training were spent
+            (the current epoch is cut short at the budget and still validated).
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    patience: int = 3
+    monitor: str = "val_mse"
+    monitor_mode: str = "min"
+    seed: int = 0
+    device: str = "auto"
+    max_batches_per_epoch: int | None = None
+    time_budget_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
+            raise ForecastingError(f"epochs, batch_size and patience must be >= 1 (got {self.epochs}, {self.batch_size}, {self.patience})")
+        if self.monitor_mode not in ("min", "max"):
+            raise ForecastingError(f"monitor_mode must be 'min' or 'max', got {self.monitor_mode!r}")
+        if self.max_batches_per_epoch is not None and self.max_batches_per_epoch < 1:
+            raise ForecastingError("max_batches_per_epoch must be >= 1 or None")
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit`. The task holds the best state when it returns."""
+
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_metric: float
+    epochs_run: int
+    last_epoch: int
+    stop_reason: str  # "epochs" | "patience" | "time_budget"
+    train_seconds: float
+    seconds_per_epoch: float
+    steps: int
+    resumed_from_epoch: int | None = None
+    run_dir: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.stop_reason != "epochs"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) RNGs."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def fit(task: TrainingTask, train_ds: Any, val_ds: Any, cfg: TrainConfig | None = None, run_dir: str | Path | None = None,
+        resume: bool = False, progress: bool = True, label: str = "") -> FitResult:
+    """Train ``task`` on ``train_ds`` with early stopping on ``val_ds``.
+
+    Args:
+        task: the training task (model + optimiser + update rule).
+        train_ds: a dataset with ``len()`` and ``batch(indices) -> (x, y)`` (e.g. ``WindowDataset``),
+            or any indexable dataset of ``(x, y)`` pairs.
+        val_ds: passed to ``task.evaluate`` after each epoch.
+        cfg: loop settings.
+        run_dir: where ``checkpoint.pt`` and ``metrics.jsonl`` go (``None``: nothing is written).
+        resume: continue from ``run_dir/checkpoint.pt`` if it exists (same seed -> identical result).
+        progress: show a tqdm bar per epoch.
+        label: prefix of log lines and the progress bar (e.g. ``"ETTh2 H=96 koopa"``).
+
+    Returns:
+        :class:`FitResult`; the task is left holding the best state.
+
+    Raises:
+        ForecastingError: on a non-finite loss (the last checkpoint is left intact) or a bad setup.
+    """
+    cfg = cfg or TrainConfig()
+    if len(train_ds) == 0:
+        raise ForecastingError("the training set has no windows; use a shorter lookback/horizon or more data")
+    device = resolve_device(cfg.device)
+    task.to(device)
+    run_path = Path(run_dir) if run_dir is not None else None
+    if run_path is not None:
+        run_path.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    loop = _LoopState()
+    resumed_from = None
+    ckpt_path = run_path / CHECKPOINT if run_path is not None else None
+    if resume and ckpt_path is not None and ckpt_path.exists():
+        loop, best_state = _load_checkpoint(ckpt_path, task, generator)
+        resumed_from = loop.epoch
+        if loop.stop_reason == "epochs" and cfg.epochs > loop.epoch:
+            loop.stop_reason = None  # the run is being extended with more epochs
+        log.info("resumed from %s at epoch %d (best %s=%.6g at epoch %d)", ckpt_path, loop.epoch, cfg.monitor,
+                 loop.best_metric, loop.best_epoch)
+        _rewrite_log(run_path, loop.history)
+    else:
+        if resume:
+            log.info("resume requested but no checkpoint in %s; starting fresh", run_path)
+        seed_everything(cfg.seed)
+        best_state = None
+        if run_path is not None:
+            _rewrite_log(run_path, [])
+
+    sign = 1.0 if cfg.monitor_mode == "min" else -1.0
+    n = len(train_ds)
+    n_batches = math.ceil(n / cfg.batch_size)
+    if cfg.max_batches_per_epoch is not None:
+        n_batches = min(n_batches, cfg.max_batches_per_epoch)
+    t_start = time.perf_counter()
+    epochs_run, stop_reason = 0, loop.stop_reason or "epochs"
+    epoch = loop.epoch
+    while loop.stop_reason is None and epoch < cfg.epochs:
+        epoch += 1
+        task.on_epoch_start(epoch)
+        order = torch.randperm(n, generator=generator)
+        sums: dict[str, float] = {}
+        t0 = time.perf_counter()
+        out_of_time = False
+        bar = _progress(n_batches, f"{label + ' ' if label else ''}epoch {epoch}/{cfg.epochs}", progress)
+        try:
+            for i in range(n_batches):
+                x, y = _get_batch(train_ds, order[i * cfg.batch_size : (i + 1) * cfg.batch_size])
+                metrics = task.train_step(x.to(device, non_blocking=True), y.to(device, non_blocking=True), loop.step)
+                loss = float(metrics.get("loss", float("nan")))
+                if not math.isfinite(loss):
+                    raise ForecastingError(
+                        f"training diverged at epoch {epoch}, step {loop.step} (batch {i + 1}/{n_batches}): loss = {loss}. "
+                        "Lower the learning rate or raise the proximal weight; "
+                        + (f"the last good checkpoint ({ckpt_path}) is intact." if ckpt_path is not None and ckpt_path.exists()
+                           else "no checkpoint was written yet.")
+                    )
+                loop.step += 1
+                for k, v in metrics.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+                if bar is not None:
+                    bar.update(1)
+                    if i % 10 == 0:
+                        bar.set_postfix(loss=f"{loss:.4g}")
+                if cfg.time_budget_s is not None and loop.train_seconds + time.perf_counter() - t0 >= cfg.time_budget_s:
+                    out_of_time = True
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        train_s = time.perf_counter() - t0
+        loop.train_seconds += train_s
+        t1 = time.perf_counter()
+        val = task.evaluate(val_ds)
+        record: dict[str, Any] = {"epoch": epoch, "steps": i + 1, **{f"train_{k}": v / (i + 1) for k, v in sums.items()}}
+        record.update({f"val_{k}": float(v) for k, v in val.items()})
+        record.update({"train_seconds": train_s, "eval_seconds": time.perf_counter() - t1})
+        if cfg.monitor not in record:
+            raise ForecastingError(
+                f"monitor {cfg.monitor!r} is not among the validation metrics {sorted(k for k in record if k.startswith('val_'))}; "
+                "set train.monitor to one of them"
+            )
+        value = float(record[cfg.monitor])
+        improved = math.isfinite(value) and (loop.best_epoch == 0 or sign * value < sign * loop.best_metric)
+        if improved:
+            loop.best_metric, loop.best_epoch, loop.bad_epochs = value, epoch, 0
+            best_state = _copy_state(task.state_dict())
+        else:
+            loop.bad_epochs += 1
+        record["best"] = improved
+        loop.history.append(record)
+        loop.epoch = epoch
+        epochs_run += 1
+        if out_of_time:
+            loop.stop_reason = "time_budget"
+        elif loop.bad_epochs >= cfg.patience:
+            loop.stop_reason = "patience"
+        elif epoch >= cfg.epochs:
+            loop.stop_reason = "epochs"
+        log.info("%sepoch %d: %s", label + " " if label else "", epoch, ", ".join(f"{k}={v:.5g}" for k, v in record.items() if isinstance(v, float)))
+        if run_path is not None:
+            _save_checkpoint(ckpt_path, task, best_state, loop, generator, cfg)
+            with open(run_path / METRICS_LOG, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+    stop_reason = loop.stop_reason or "epochs"
+    if best_state is not None:
+        task.load_state_dict(best_state)
+    train_epochs = [r["train_seconds"] for r in loop.history]
+    return FitResult(
+        history=loop.history, best_epoch=loop.best_epoch, best_metric=loop.best_metric, epochs_run=epochs_run,
+        last_epoch=loop.epoch, stop_reason=stop_reason, train_seconds=loop.train_seconds,
+        seconds_per_epoch=float(np.mean(train_epochs)) if train_epochs else 0.0, steps=loop.step,
+        resumed_from_epoch=resumed_from, run_dir=run_path,
+        extra={"wall_seconds_this_call": time.perf_counter() - t_start},
+    )
+
+
+@dataclass
+class _LoopState:
+    epoch: int = 0
+    step: int = 0
+    best_metric: float = float("nan")
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    train_seconds: float = 0.0
+    stop_reason: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _get_batch(ds: Any, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if hasattr(ds, "batch"):
+        return ds.batch(idx)
+    pairs = [ds[int(i)] for i in idx]
+    return torch.stack([torch.as_tensor(p[0]) for p in pairs]), torch.stack([torch.as_tensor(p[1]) for p in pairs])
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def _copy_state(obj: Any) -> Any:
+    """Deep copy of a state dict with tensors detached and moved to CPU (survives later updates)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _copy_state(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_copy_state(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
+def _rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_checkpoint(path: Path, task: TrainingTask, best_state: Any, loop: _LoopState, generator: torch.Generator,
+                     cfg: TrainConfig) -> None:
+    payload = {
+        "format": _FORMAT,
+        "config": asdict(cfg),
+        "task": _copy_state(task.state_dict()),
+        "best_task": best_state,
+        "loop": asdict(loop),
+        "generator": generator.get_state(),
+        "rng": _rng_state(),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)  # atomic: an interruption leaves the previous checkpoint
+
+
+def _load_checkpoint(path: Path, task: TrainingTask, generator: torch.Generator) -> tuple[_LoopState, Any]:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupted / foreign file: user-fixable
+        raise ForecastingError(f"cannot read checkpoint {path}: {exc}; delete it to start fresh") from exc
+    if payload.get("format") != _FORMAT:
+        raise ForecastingError(f"checkpoint {path} has format {payload.get('format')}, expected {_FORMAT}; delete it to start fresh")
+    task.load_state_dict(payload["task"])
+    generator.set_state(payload["generator"])
+    _set_rng_state(payload["rng"])
+    loop = _LoopState(**payload["loop"])
+    return loop, payload["best_task"]
+
+
+def _rewrite_log(run_path: Path, history: list[dict[str, Any]]) -> None:
+    tmp = run_path / (METRICS_LOG + ".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in history), encoding="utf-8")
+    tmp.replace(run_path / METRICS_LOG)
+
+
+def read_metrics_log(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The per-epoch records of ``run_dir/metrics.jsonl``."""
+    path = Path(run_dir) / METRICS_LOG
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
