@@ -44,6 +44,8 @@ from forecasting.data.scaling import StandardScaler
 from forecasting.data.series import SeriesFrame
 from forecasting.data.windows import PreparedData, prepare
 from forecasting.device import resolve_device
+from forecasting.distributed import is_main_process, main_then_broadcast
+from forecasting.distributed_data import sync_prepared
 from forecasting.errors import ForecastingError
 from forecasting.forecaster_config import ForecasterConfig
 from forecasting.inference.methods import FitContext, Runtime, make_runtime
@@ -108,11 +110,13 @@ class Forecaster:
                 last good checkpoint in ``run_dir`` is kept).
         """
         config = config or ForecasterConfig()
-        prepared = _prepare(data, config)
+        # Under torchrun: join the group; scaler and frequency mask are rank 0's (forecasting.distributed).
+        prepared = sync_prepared(_prepare(data, config), config.training.dist_timeout_s)
         device = _device(config)
         t0 = time.perf_counter()
         seed_everything(config.training.seed)
-        mask = compute_frequency_mask(prepared.train_values(), config.data.lookback, config.model.alpha)
+        mask = main_then_broadcast(lambda: compute_frequency_mask(prepared.train_values(), config.data.lookback, config.model.alpha),
+                                   "broadcasting the Koopa frequency mask")
         n_channels = prepared.scaled.shape[1]
         model = Koopa(config.koopa(), n_channels, mask).to(device)
         likelihood = build_likelihood(config.likelihood.kind, n_channels, config.likelihood.df,
@@ -222,7 +226,12 @@ class Forecaster:
 
     # -- save / load ----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write one self-describing artifact directory (see :mod:`forecasting.artifacts`); atomic."""
+        """Write one self-describing artifact directory (see :mod:`forecasting.artifacts`); atomic.
+
+        Under torchrun only rank 0 writes; the other ranks return ``path`` without writing.
+        """
+        if not is_main_process():
+            return Path(path)
         names = [n for n, _ in self.model.named_parameters()] + [n for n, _ in self.model.named_buffers()]
         state = self.model.state_dict()
         model_tensors = {n: state[n] for n in names}  # tied weights once (safetensors forbids shared storage)

@@ -134,6 +134,55 @@ class StudentTLikelihood(Likelihood):
         return {**super().describe(), "df": self.df}
 
 
+@torch.no_grad()
+def fit_scale(likelihood: Likelihood, locs: torch.Tensor, y: torch.Tensor, steps: int = 100,
+              max_log_change: float = 2.0) -> dict:
+    """Re-fit the per-channel scale on held-out windows: maximise the predictive-mixture likelihood.
+
+    ``(1/N) Σ_n log (1/K) Σ_k p(y_n | loc_kn, σ_c)`` over ``log σ_c`` with the weight draws (``locs``)
+    fixed — the probabilistic analogue of split-conformal calibration (and of temperature scaling
+    in classification, Guo et al. 2017): the noise learned on the *training* windows is too wide
+    when the series is calmer after the training period (ETTh2: training-window MSE ≈ 0.4, validation
+    ≈ 0.18 for the same network), and the predictive then over-covers. One scalar per channel is
+    fitted, so a few hundred held-out windows determine it well. The objective is smooth and
+    one-dimensional per channel (channels are independent): a safeguarded Newton iteration on each.
+
+    Args:
+        likelihood: the head; its ``log_scale`` is overwritten.
+        locs: ``[K, N, H, C]`` network outputs under ``K`` weight draws (``K = 1``: a point model).
+        y: ``[N, H, C]`` targets.
+        steps: Newton iterations.
+        max_log_change: bound on ``|Δ log σ_c|`` (a guard against a degenerate held-out set).
+
+    Returns:
+        ``{"before": [C], "after": [C]}`` scales (plain floats).
+    """
+    before = likelihood.scale().detach().clone()
+    log0 = likelihood.log_scale.detach().clone()
+    resid = (y.unsqueeze(0) - locs).to(torch.float64).flatten(1, -2)  # [K, N*H, C]
+    k = resid.shape[0]
+    u = log0.to(torch.float64).clone()
+    for _ in range(steps):
+        with torch.enable_grad():
+            uu = u.clone().requires_grad_(True)
+
+            def obj(v):
+                lp = likelihood.log_prob(torch.zeros((), dtype=resid.dtype, device=resid.device), resid, v)  # [K, M, C]
+                return -(torch.logsumexp(lp, dim=0) - math.log(k)).mean(0)  # [C]; channels independent
+
+            f = obj(uu)
+            (g,) = torch.autograd.grad(f.sum(), uu, create_graph=True)
+            (h,) = torch.autograd.grad(g.sum(), uu)
+        step = torch.where(h > 0, g / h.clamp_min(1e-12), 0.1 * torch.sign(g))
+        step = step.clamp(-0.5, 0.5)
+        u = u - step
+        u = torch.minimum(torch.maximum(u, log0.to(u.dtype) - max_log_change), log0.to(u.dtype) + max_log_change)
+        if float(step.abs().max()) < 1e-6:
+            break
+    likelihood.log_scale.copy_(u.to(likelihood.log_scale.dtype))
+    return {"before": [float(v) for v in before.cpu()], "after": [float(v) for v in likelihood.scale().detach().cpu()]}
+
+
 def build_likelihood(kind: str, n_channels: int, df: float = 4.0, init_scale: float = 0.5) -> Likelihood:
     """Likelihood head by name: ``gaussian`` | ``student_t``."""
     if kind == "gaussian":

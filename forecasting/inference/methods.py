@@ -33,7 +33,7 @@ from forecasting.inference.params import select_parameters
 from forecasting.inference.point_task import PointTask
 from forecasting.inference.predictive import SampledForward, repeated_forward
 from forecasting.inference.variational_task import VariationalTask
-from forecasting.likelihoods import Likelihood
+from forecasting.likelihoods import Likelihood, fit_scale
 from forecasting.training import FitResult, TrainConfig, fit, iterate_batches
 
 logger = logging.getLogger(__name__)
@@ -247,7 +247,27 @@ class VariationalRuntime(Runtime):
         summary.update(fit_summary(result))
         summary["parameters"] = self.flat.size
         summary["posterior_std_mean"] = float(self.family.variance().mean().sqrt())
+        if self.config.likelihood.calibrate == "validation":
+            summary["noise_calibration"] = self._calibrate_noise(ctx)
         return summary
+
+    @torch.no_grad()
+    def _calibrate_noise(self, ctx: FitContext, max_windows: int = 512, draws: int = 32) -> dict[str, Any]:
+        """Re-fit the per-channel noise on validation windows under the fitted posterior
+        (:func:`forecasting.likelihoods.fit_scale`; the Bayesian analogue of split-conformal)."""
+        val = ctx.data.val
+        if len(val) == 0:
+            logger.warning("likelihood.calibrate=validation: no validation windows; noise left as trained")
+            return {"skipped": "no validation windows"}
+        idx = torch.linspace(0, len(val) - 1, min(max_windows, len(val))).round().long().unique()
+        x, y = val.batch(idx)
+        gen = torch.Generator(device=ctx.device).manual_seed(self.config.training.seed + 104729)
+        thetas = self.family.sample(draws, gen)
+        self.model.eval()
+        locs = self._forward()(thetas, x.to(ctx.device))
+        out = fit_scale(self.likelihood, locs, y.to(ctx.device))
+        logger.info("noise recalibrated on %d validation windows: %s -> %s", len(idx), out["before"], out["after"])
+        return {"windows": int(len(idx)), "draws": draws, **out}
 
     def _forward(self) -> SampledForward:
         assert self.flat is not None

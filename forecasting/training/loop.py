@@ -5,6 +5,11 @@ A model-specific *task* (MSE training, ScoreVI updates, ...) implements :class:`
 saved in the checkpoint), progress bar, validation, early stopping with best-state keeping,
 an atomic ``checkpoint.pt`` per epoch, resume that continues exactly where it stopped, and a
 per-epoch ``metrics.jsonl``.
+
+Under ``torchrun`` the same call trains data-parallel (see :mod:`forecasting.training.parallel`):
+each rank takes its share of every epoch's window order, scores/gradients are averaged across
+ranks, metrics are all-reduced, and only rank 0 writes checkpoints, logs and progress bars.
+GPU options (bf16 autocast, ``torch.compile``, pinned batches): :mod:`forecasting.training.accel`.
 """
 from __future__ import annotations
 
@@ -21,8 +26,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from forecasting import distributed as dist_env
 from forecasting.device import resolve_device
 from forecasting.errors import ForecastingError
+from forecasting.training import accel, parallel
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,18 @@ class TrainConfig:
         max_batches_per_epoch: cap on training steps per epoch (``None`` = all batches).
         time_budget_s: stop after the epoch in which this many seconds of training were spent
             (the current epoch is cut short at the budget and still validated).
+        precision: network forward precision: ``fp32``, ``bf16`` (autocast; scores, variational
+            updates and optimisers stay fp32) or ``auto`` (bf16 on a GPU that supports it).
+        compile: wrap the network forward in ``torch.compile`` (falls back to eager on failure).
+        pin_memory: pin batches in page-locked memory before the copy to a GPU.
+        dist_samples: under torchrun, ScoreVI's MC samples are ``shared`` (every rank scores all
+            S samples on its batch; scores averaged) or ``split`` (each rank scores S/R of them).
+        dist_eval: under torchrun, validation windows are sharded across ranks (``shard``) or
+            evaluated in full on every rank (``replicate``).
+        dist_timeout_s: seconds a collective may wait for the other ranks before failing with an
+            error (a dead or stuck rank ends the run instead of hanging it).
+
+    Under torchrun ``batch_size`` is per rank: the effective batch is ``world_size × batch_size``.
     """
 
     epochs: int = 10
@@ -77,6 +96,12 @@ class TrainConfig:
     device: str = "auto"
     max_batches_per_epoch: int | None = None
     time_budget_s: float | None = None
+    precision: str = "fp32"
+    compile: bool = False
+    pin_memory: bool = False
+    dist_samples: str = "shared"
+    dist_eval: str = "shard"
+    dist_timeout_s: float = 300.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
@@ -85,6 +110,13 @@ class TrainConfig:
             raise ForecastingError(f"monitor_mode must be 'min' or 'max', got {self.monitor_mode!r}")
         if self.max_batches_per_epoch is not None and self.max_batches_per_epoch < 1:
             raise ForecastingError("max_batches_per_epoch must be >= 1 or None")
+        for name, value, allowed in (("precision", self.precision, accel.PRECISIONS),
+                                     ("dist_samples", self.dist_samples, ("shared", "split")),
+                                     ("dist_eval", self.dist_eval, ("shard", "replicate"))):
+            if value not in allowed:
+                raise ForecastingError(f"training.{name} must be one of {list(allowed)}, got {value!r}")
+        if self.dist_timeout_s <= 0:
+            raise ForecastingError(f"training.dist_timeout_s must be > 0, got {self.dist_timeout_s}")
 
 
 @dataclass
@@ -140,23 +172,37 @@ def fit(task: TrainingTask, train_ds: Any, val_ds: Any, cfg: TrainConfig | None 
     cfg = cfg or TrainConfig()
     if len(train_ds) == 0:
         raise ForecastingError("the training set has no windows; use a shorter lookback/horizon or more data")
-    device = resolve_device(cfg.device)
+    dist_env.init_distributed(timeout=cfg.dist_timeout_s)
+    rank, world = dist_env.rank(), dist_env.world_size()
+    main = rank == 0
+    progress = progress and main
+    device = dist_env.device_for_rank(resolve_device(cfg.device))
     task.to(device)
-    run_path = Path(run_dir) if run_dir is not None else None
+    if world > 1:
+        parallel.prepare_task(task, cfg.dist_samples)
+    # Only rank 0 writes (checkpoints, metrics.jsonl); the others train without a run directory.
+    run_path = Path(run_dir) if run_dir is not None and main else None
     if run_path is not None:
         run_path.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(cfg.seed)
     loop = _LoopState()
     resumed_from = None
     ckpt_path = run_path / CHECKPOINT if run_path is not None else None
-    if resume and ckpt_path is not None and ckpt_path.exists():
-        loop, best_state = _load_checkpoint(ckpt_path, task, generator)
+    payload = None
+    if resume:
+        payload = _read_checkpoint(ckpt_path) if ckpt_path is not None and ckpt_path.exists() else None
+        if world > 1:  # rank 0's checkpoint for every rank (no shared filesystem needed)
+            payload = dist_env.broadcast_object(payload, 0, "broadcasting the checkpoint")
+    if payload is not None:
+        loop, best_state = _apply_checkpoint(payload, task, generator)
         resumed_from = loop.epoch
         if loop.stop_reason == "epochs" and cfg.epochs > loop.epoch:
             loop.stop_reason = None  # the run is being extended with more epochs
-        log.info("resumed from %s at epoch %d (best %s=%.6g at epoch %d)", ckpt_path, loop.epoch, cfg.monitor,
-                 loop.best_metric, loop.best_epoch)
-        _rewrite_log(run_path, loop.history)
+        if main:
+            log.info("resumed from %s at epoch %d (best %s=%.6g at epoch %d)", ckpt_path or run_dir, loop.epoch, cfg.monitor,
+                     loop.best_metric, loop.best_epoch)
+        if run_path is not None:
+            _rewrite_log(run_path, loop.history)
     else:
         if resume:
             log.info("resume requested but no checkpoint in %s; starting fresh", run_path)
@@ -167,9 +213,34 @@ def fit(task: TrainingTask, train_ds: Any, val_ds: Any, cfg: TrainConfig | None 
 
     sign = 1.0 if cfg.monitor_mode == "min" else -1.0
     n = len(train_ds)
-    n_batches = math.ceil(n / cfg.batch_size)
+    n_local = math.ceil(n / world)  # this rank's windows per epoch (DistributedSampler padding)
+    n_batches = math.ceil(n_local / cfg.batch_size)
     if cfg.max_batches_per_epoch is not None:
         n_batches = min(n_batches, cfg.max_batches_per_epoch)
+    val_eval = None
+    if world > 1 and cfg.dist_eval == "shard":
+        val_eval = parallel.shard_eval_dataset(val_ds, rank, world)
+    wrapped = accel.apply(task, device, cfg.precision, cfg.compile)
+    try:
+        result = _run_epochs(task, train_ds, val_ds, val_eval, cfg, device, generator, loop, best_state, run_path, ckpt_path,
+                             n, n_batches, sign, progress, label, rank, world)
+    finally:
+        accel.undo(wrapped)
+    if world > 1:
+        dist_env.barrier("end of training")
+        result.extra["rank_divergence"] = parallel.sync_check(task)
+        result.extra["world_size"] = world
+        if result.extra["rank_divergence"] > 1e-5 and main:
+            log.warning("ranks ended training with states differing by up to %.3g", result.extra["rank_divergence"])
+    result.resumed_from_epoch = resumed_from
+    return result
+
+
+def _run_epochs(task: TrainingTask, train_ds: Any, val_ds: Any, val_eval: tuple[Any, int] | None, cfg: TrainConfig,
+                device: torch.device, generator: torch.Generator, loop: "_LoopState", best_state: Any,
+                run_path: Path | None, ckpt_path: Path | None, n: int, n_batches: int, sign: float, progress: bool,
+                label: str, rank: int, world: int) -> FitResult:
+    main = rank == 0
     t_start = time.perf_counter()
     epochs_run, stop_reason = 0, loop.stop_reason or "epochs"
     epoch = loop.epoch
@@ -177,6 +248,8 @@ def fit(task: TrainingTask, train_ds: Any, val_ds: Any, cfg: TrainConfig | None 
         epoch += 1
         task.on_epoch_start(epoch)
         order = torch.randperm(n, generator=generator)
+        if world > 1:
+            order = parallel.shard_order(order, rank, world)
         sums: dict[str, float] = {}
         t0 = time.perf_counter()
         out_of_time = False
@@ -184,8 +257,12 @@ def fit(task: TrainingTask, train_ds: Any, val_ds: Any, cfg: TrainConfig | None 
         try:
             for i in range(n_batches):
                 x, y = _get_batch(train_ds, order[i * cfg.batch_size : (i + 1) * cfg.batch_size])
+                x, y = accel.pin(x, device, cfg.pin_memory), accel.pin(y, device, cfg.pin_memory)
                 metrics = task.train_step(x.to(device, non_blocking=True), y.to(device, non_blocking=True), loop.step)
                 loss = float(metrics.get("loss", float("nan")))
+                over = cfg.time_budget_s is not None and loop.train_seconds + time.perf_counter() - t0 >= cfg.time_budget_s
+                if world > 1:  # every rank takes the same divergence / time-budget decision
+                    loss, over = parallel.reduce_step(loss, over)
                 if not math.isfinite(loss):
                     raise ForecastingError(
                         f"training diverged at epoch {epoch}, step {loop.step} (batch {i + 1}/{n_batches}): loss = {loss}. "
@@ -200,7 +277,7 @@ def fit(task: TrainingTask, train_ds: Any, val_ds: Any, cfg: TrainConfig | None 
                     bar.update(1)
                     if i % 10 == 0:
                         bar.set_postfix(loss=f"{loss:.4g}")
-                if cfg.time_budget_s is not None and loop.train_seconds + time.perf_counter() - t0 >= cfg.time_budget_s:
+                if over:
                     out_of_time = True
                     break
         finally:
@@ -209,7 +286,14 @@ def fit(task: TrainingTask, train_ds: Any, val_ds: Any, cfg: TrainConfig | None 
         train_s = time.perf_counter() - t0
         loop.train_seconds += train_s
         t1 = time.perf_counter()
-        val = task.evaluate(val_ds)
+        if world > 1:
+            sums = parallel.reduce_means(sums)
+            if val_eval is not None:
+                val = parallel.reduce_means(task.evaluate(val_eval[0]), val_eval[1])
+            else:
+                val = parallel.reduce_means(task.evaluate(val_ds))
+        else:
+            val = task.evaluate(val_ds)
         record: dict[str, Any] = {"epoch": epoch, "steps": i + 1, **{f"train_{k}": v / (i + 1) for k, v in sums.items()}}
         record.update({f"val_{k}": float(v) for k, v in val.items()})
         record.update({"train_seconds": train_s, "eval_seconds": time.perf_counter() - t1})
@@ -235,8 +319,9 @@ def fit(task: TrainingTask, train_ds: Any, val_ds: Any, cfg: TrainConfig | None 
             loop.stop_reason = "patience"
         elif epoch >= cfg.epochs:
             loop.stop_reason = "epochs"
-        log.info("%sepoch %d: %s", label + " " if label else "", epoch, ", ".join(f"{k}={v:.5g}" for k, v in record.items() if isinstance(v, float)))
-        if run_path is not None:
+        if main:
+            log.info("%sepoch %d: %s", label + " " if label else "", epoch, ", ".join(f"{k}={v:.5g}" for k, v in record.items() if isinstance(v, float)))
+        if run_path is not None:  # rank 0 only
             _save_checkpoint(ckpt_path, task, best_state, loop, generator, cfg)
             with open(run_path / METRICS_LOG, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
@@ -248,7 +333,7 @@ def fit(task: TrainingTask, train_ds: Any, val_ds: Any, cfg: TrainConfig | None 
         history=loop.history, best_epoch=loop.best_epoch, best_metric=loop.best_metric, epochs_run=epochs_run,
         last_epoch=loop.epoch, stop_reason=stop_reason, train_seconds=loop.train_seconds,
         seconds_per_epoch=float(np.mean(train_epochs)) if train_epochs else 0.0, steps=loop.step,
-        resumed_from_epoch=resumed_from, run_dir=run_path,
+        resumed_from_epoch=None, run_dir=run_path,
         extra={"wall_seconds_this_call": time.perf_counter() - t_start},
     )
 
@@ -329,13 +414,21 @@ def _save_checkpoint(path: Path, task: TrainingTask, best_state: Any, loop: _Loo
     tmp.replace(path)  # atomic: an interruption leaves the previous checkpoint
 
 
-def _load_checkpoint(path: Path, task: TrainingTask, generator: torch.Generator) -> tuple[_LoopState, Any]:
+def _read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupted / foreign file: user-fixable
         raise ForecastingError(f"cannot read checkpoint {path}: {exc}; delete it to start fresh") from exc
     if payload.get("format") != _FORMAT:
         raise ForecastingError(f"checkpoint {path} has format {payload.get('format')}, expected {_FORMAT}; delete it to start fresh")
+    return payload
+
+
+def _load_checkpoint(path: Path, task: TrainingTask, generator: torch.Generator) -> tuple[_LoopState, Any]:
+    return _apply_checkpoint(_read_checkpoint(path), task, generator)
+
+
+def _apply_checkpoint(payload: dict[str, Any], task: TrainingTask, generator: torch.Generator) -> tuple[_LoopState, Any]:
     task.load_state_dict(payload["task"])
     generator.set_state(payload["generator"])
     _set_rng_state(payload["rng"])

@@ -1,0 +1,81 @@
+"""Validation re-fit of the observation noise (``likelihood.calibrate``) and its building block ``fit_scale``."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from forecasting.config import from_dict
+from forecasting.data.series import SeriesFrame
+from forecasting.forecaster import Forecaster
+from forecasting.forecaster_config import ForecasterConfig
+from forecasting.likelihoods import GaussianLikelihood, StudentTLikelihood, fit_scale
+
+
+@pytest.mark.parametrize("draws", [1, 8])
+def test_fit_scale_recovers_known_gaussian_noise(draws):
+    gen = torch.Generator().manual_seed(0)
+    sigma = torch.tensor([0.1, 0.3, 1.0])
+    y = torch.randn(300, 12, 3, generator=gen) * sigma
+    lik = GaussianLikelihood(3, init_scale=0.5)
+    locs = torch.zeros(draws, 300, 12, 3)
+    out = fit_scale(lik, locs, y)
+    np.testing.assert_allclose(lik.scale().detach().numpy(), sigma.numpy(), rtol=0.05)
+    assert out["before"] == [0.5] * 3 and len(out["after"]) == 3
+
+
+def test_fit_scale_accounts_for_weight_spread():
+    """Draws that already spread by 0.3 around truth leave less for the noise than a point model would."""
+    gen = torch.Generator().manual_seed(1)
+    y = torch.randn(400, 8, 1, generator=gen) * 0.5
+    point, mixture = GaussianLikelihood(1), GaussianLikelihood(1)
+    fit_scale(point, torch.zeros(1, 400, 8, 1), y)
+    fit_scale(mixture, torch.randn(16, 1, 8, 1, generator=gen).expand(16, 400, 8, 1) * 0.3, y)
+    assert float(mixture.scale()) < float(point.scale()) - 0.05
+
+
+def test_fit_scale_student_t_and_bound():
+    gen = torch.Generator().manual_seed(2)
+    y = torch.distributions.StudentT(5.0, 0.0, 0.2).sample((500, 8, 2))
+    lik = StudentTLikelihood(2, df=5.0, init_scale=0.5)
+    fit_scale(lik, torch.zeros(1, 500, 8, 2), y)
+    np.testing.assert_allclose(lik.scale().detach().numpy(), [0.2, 0.2], rtol=0.1)
+    far = GaussianLikelihood(1, init_scale=100.0)
+    fit_scale(far, torch.zeros(1, 50, 4, 1), torch.randn(50, 4, 1, generator=gen) * 0.01, max_log_change=1.0)
+    assert float(far.scale()) == pytest.approx(100.0 / np.e, rel=1e-4)  # clipped at the bound
+
+
+def _shifted_series(T: int = 1500) -> SeriesFrame:
+    """A sine whose noise is 0.6 during training (first 70 %) and 0.2 afterwards (validation and test)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(T)
+    noise = np.where(t < int(0.7 * T), 0.6, 0.2)
+    vals = (np.sin(2 * np.pi * t / 24) + rng.normal(size=T) * noise)[:, None]
+    return SeriesFrame("shift", pd.date_range("2020-01-01", periods=T, freq="h").values, vals, ("a",), "h")
+
+
+def _cfg(calibrate: str) -> ForecasterConfig:
+    return from_dict(ForecasterConfig, {
+        "data": {"lookback": 24, "horizon": 8},
+        "model": {"dynamic_dim": 8, "hidden_dim": 16, "num_blocks": 1, "seg_len": 8},
+        "likelihood": {"calibrate": calibrate},
+        "inference": {"method": "scorevi", "eval_samples": 4, "scorevi": {"mc_samples": 2}},
+        "training": {"epochs": 1, "max_batches_per_epoch": 8, "device": "cpu"},
+        "predict": {"samples": 16},
+    })
+
+
+def test_validation_calibration_follows_a_calmer_validation_period(tmp_path):
+    data = _shifted_series()
+    raw = Forecaster.fit(data, _cfg("none"))
+    cal = Forecaster.fit(data, _cfg("validation"))
+    assert "noise_calibration" not in raw.summary
+    info = cal.summary["noise_calibration"]
+    assert info["windows"] > 0 and info["after"][0] < info["before"][0]
+    sd = float(data.values[:, 0].std())
+    scaled_val_noise = 0.2 / float(cal.scaler.std[0])
+    assert abs(float(cal.likelihood.scale()) - scaled_val_noise) < abs(float(raw.likelihood.scale()) - scaled_val_noise)
+    assert sd > 0
+    loaded = Forecaster.load(cal.save(tmp_path / "cal"), device="cpu")
+    np.testing.assert_allclose(loaded.likelihood.scale().detach().numpy(), cal.likelihood.scale().detach().numpy())
