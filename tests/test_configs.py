@@ -67,7 +67,7 @@ def test_config_builds_a_model_that_forecasts_its_horizon(path):
 
 
 def _train(path: Path, tmp_path: Path, extra: list[str] = ()) -> Path:
-    argv = ["train", "--config", str(path), "--out", str(tmp_path), "--run-id", path.stem, "--no-eval", "-q"]
+    argv = ["train", "--config", str(path), "--out", str(tmp_path), "--run-id", path.stem, "--no-eval", "-q", "--threads", "1"]
     for item in TINY + list(extra):
         argv += ["--set", item]
     assert main(argv) == 0
