@@ -46,6 +46,7 @@ import polars as pl
 
 from forecasting.errors import ForecastingError
 from forecasting.prediction import quantile_column
+from forecasting.sharding import owns_batch, tag_batch
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ class PredictOptions:
         chunk_items: series read from a file at once (memory ∝ ``chunk_items × rows per item``).
         on_invalid: ``error`` (default: stop, write nothing) or ``skip`` (log and leave the series out).
         progress: show a progress bar on a terminal.
+        shard: ``(i, n)``: forecast only batches ``b % n == i`` and tag rows for
+            :func:`forecasting.sharding.merge_shards` (``None`` = everything).
     """
 
     n_samples: int = 100
@@ -94,6 +97,7 @@ class PredictOptions:
     chunk_items: int = 4096
     on_invalid: str = "error"
     progress: bool = True
+    shard: tuple[int, int] | None = None
 
 
 @dataclass
@@ -588,18 +592,23 @@ def predict_files(forecaster: Any, inputs: str | Path | Sequence[str | Path], ou
                     summary.skipped += bad
                 for b in range(0, len(windows.items), options.batch_size):
                     sl = slice(b, b + options.batch_size)
+                    if not owns_batch(batch_index, options.shard):  # another shard's batch
+                        batch_index += 1
+                        bar.update(len(windows.items[sl]))
+                        continue
                     scaled = fc.scaler.transform(windows.values[sl])
                     samples = fc.sample_scaled(scaled, options.n_samples, batch_seed(options.seed, batch_index))
                     batch_index += 1
                     mean, qs = summarise(samples[:, :, :horizon], options.quantiles, fc.scaler)
-                    writer.write(forecast_frame(windows.items[sl], windows.last[sl], mean, qs, columns, fc.freq, options.quantiles))
+                    writer.write(tag_batch(forecast_frame(windows.items[sl], windows.last[sl], mean, qs, columns, fc.freq,
+                                                          options.quantiles), batch_index - 1, options.shard))
                     summary.series += len(windows.items[sl])
                     bar.update(len(windows.items[sl]))
                 bar.update(len(chunk) - len(windows.items))  # skipped series still count as done
         empty = forecast_frame([], np.zeros(0, "datetime64[ns]"), np.zeros((0, horizon, len(columns))),
                                np.zeros((1 + len(options.quantiles), 0, horizon, len(columns))), columns, fc.freq,
                                options.quantiles)
-        writer.commit(empty)
+        writer.commit(tag_batch(empty, 0, options.shard))
     except BaseException:
         writer.abort()
         raise

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import os
 from datetime import timedelta
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 import torch
 import torch.distributed as dist

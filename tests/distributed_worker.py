@@ -40,7 +40,8 @@ def config(batch: int, samples: str = "shared", **training) -> ForecasterConfig:
     return from_dict(ForecasterConfig, {
         "data": {"lookback": 24, "horizon": 8},
         "model": {"dynamic_dim": 8, "hidden_dim": 16, "num_blocks": 1, "seg_len": 8, "dropout": 0.0},
-        "inference": {"method": "scorevi", "eval_samples": 4, "scorevi": {"mc_samples": 4}},
+        "inference": {"method": os.environ.get("TEST_METHOD", "scorevi"), "eval_samples": 4, "scorevi": {"mc_samples": 4},
+                      "advi": {"mc_samples": 4}},
         "training": {"epochs": 1, "max_batches_per_epoch": 4, "batch_size": batch, "device": "cpu", "seed": 3,
                      "dist_samples": samples, "dist_timeout_s": float(os.environ.get("TEST_DIST_TIMEOUT", 60)), **training},
         "predict": {"samples": 8},

@@ -30,7 +30,9 @@ series (items are read --chunk-items at a time, forecast --batch-size at a time)
 EPILOG = """examples:
   forecasting predict --model runs/demo --input history.csv --output forecast.parquet
   forecasting predict --model runs/etth1-... --input 'shards/*.parquet' --output fc.csv --samples 200 --quantiles 0.1,0.5,0.9
-  forecasting predict --model runs/demo --input panel/ --output fc.parquet --horizon 24 --skip-invalid"""
+  forecasting predict --model runs/demo --input panel/ --output fc.parquet --horizon 24 --skip-invalid
+  forecasting predict --model runs/demo --input panel/ --output fc.parquet --shard 0/4   # ... 1/4, 2/4, 3/4 anywhere
+  forecasting merge-shards fc.parquet --shards 4     # = the single-process fc.parquet"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,16 +60,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=positive_int,
                    help="torch CPU threads (default: torch's choice; 1 is often faster on a busy machine)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    p.add_argument("--shard", metavar="I/N",
+                   help="forecast only shard I of N (0-based) into OUTPUT.shard-I-of-N.EXT; after all N ran, "
+                        "`forecasting merge-shards OUTPUT --shards N` gives the single-process output. Under torchrun "
+                        "(no --shard) each rank is a shard and rank 0 merges")
     p.set_defaults(func=run)
+    m = sub.add_parser("merge-shards", help="merge the outputs of `forecasting predict --shard I/N` into one file",
+                       description="Merge OUTPUT.shard-0-of-N.EXT ... OUTPUT.shard-(N-1)-of-N.EXT into OUTPUT "
+                                   "(rows and order as a single-process run); the shard files are then removed.")
+    m.add_argument("output", metavar="OUTPUT", help="the --output given to the shard runs")
+    m.add_argument("--shards", type=positive_int, required=True, metavar="N", help="number of shards")
+    m.add_argument("--keep", action="store_true", help="keep the shard files")
+    m.set_defaults(func=run_merge)
 
 
 def run(args: argparse.Namespace) -> int:
     from forecasting.batch_predict import InputSpec, PredictOptions, predict_files
+    from forecasting.sharding import parse_shard, shard_from_env, shard_path
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    launched = args.shard is None and shard_from_env() is not None  # torchrun: one shard per rank
+    shard = parse_shard(args.shard) if args.shard is not None else shard_from_env()
     fc = load_forecaster(args.model, args.device)
     cfg = fc.config.predict
     options = PredictOptions(
@@ -79,13 +95,46 @@ def run(args: argparse.Namespace) -> int:
         chunk_items=args.chunk_items,
         on_invalid="skip" if args.skip_invalid else "error",
         progress=not args.quiet,
+        shard=shard,
     )
     spec = InputSpec(item_col=args.item_col, time_col=args.time_col, channel_col=args.channel_col,
                      value_col=args.value_col, time_format=args.time_format)
-    summary = predict_files(fc, args.input, args.output, options, spec)
+    summary = predict_files(fc, args.input, shard_path(args.output, *shard) if shard else args.output, options, spec)
+    if launched:
+        _merge_on_rank0(args.output, shard[1])
     if not args.quiet:
         skipped = f", skipped {len(summary.skipped)} invalid" if summary.skipped else ""
         print(f"forecast {summary.series} series from {summary.files} file(s){skipped} in {summary.seconds:.2f}s "
               f"({summary.series_per_second:.0f} series/s); {summary.rows} rows", file=sys.stderr)
     print(summary.output)
+    return 0
+
+
+def _merge_on_rank0(output: str, n: int) -> None:
+    """torchrun-launched predict: wait for every rank (gloo, CPU only), then rank 0 merges."""
+    import os
+
+    from forecasting.distributed import barrier, init_distributed, is_main_process
+    from forecasting.sharding import merge_shards, shard_path
+
+    # Ranks finish at different times: allow long waits (a dead rank still fails at once).
+    init_distributed(backend="gloo", timeout=float(os.environ.get("FORECASTING_DIST_TIMEOUT", 3600)))
+    barrier("waiting for every predict shard")
+    if is_main_process():
+        paths = [shard_path(output, i, n) for i in range(n)]
+        merge_shards(paths, output)
+        for p in paths:
+            p.unlink()
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from forecasting.sharding import merge_shards, shard_path
+
+    paths = [shard_path(args.output, i, args.shards) for i in range(args.shards)]
+    rows = merge_shards(paths, args.output)
+    if not args.keep:
+        for p in paths:
+            p.unlink()
+    print(f"merged {args.shards} shards: {rows} rows", file=sys.stderr)
+    print(args.output)
     return 0

@@ -76,6 +76,14 @@ def run(args: argparse.Namespace) -> int:
     if not dataset:
         raise ForecastingError(f"{args.config} names no dataset; pass --data PATH_OR_NAME or add 'dataset: NAME' to the config")
     frame = load_frame(dataset, args, config.data.missing)
+    from forecasting.distributed import init_distributed, is_main_process
+
+    init_distributed(timeout=config.training.dist_timeout_s)  # no-op unless launched by torchrun
+    if not is_main_process():  # torchrun: the other ranks only take part in the fit; rank 0 writes the run
+        from forecasting.forecaster import Forecaster
+
+        Forecaster.fit(frame, config, progress=False)
+        return 0
     run_id = args.run_id or new_run_id(Path(args.config).stem)
     final = Path(args.out) / run_id
     result = train_run(config, resolved, frame, dataset, final, args, progress=not args.quiet)
