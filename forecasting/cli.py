@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # the exact arguments, for result files that record their command
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose + 1, 2),
         format="%(levelname)s %(name)s: %(message)s",

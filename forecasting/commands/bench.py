@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _runner(module):
     def run(args: argparse.Namespace) -> int:
-        args.command_line = "forecasting " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        argv = getattr(args, "argv", None) or sys.argv[1:]
+        args.command_line = "forecasting " + " ".join(shlex.quote(a) for a in argv)
         return module.run(args)
 
     return run
