@@ -175,7 +175,7 @@ def test_config_yaml_overrides_and_errors(tmp_path):
     cfg = load_config(ForecasterConfig, path, ["inference.scorevi.family=low_rank", "predict.samples=7"])
     assert cfg.inference.method == "advi" and cfg.inference.bayesian == ("decoders",)
     assert cfg.inference.scorevi.family.value == "low_rank" and cfg.predict.samples == 7
-    assert cfg.inference.scorevi.proximal_weight == 10.0  # forecaster default kept under a partial override
+    assert cfg.inference.scorevi.init_scale == 1e-3  # forecaster default (not the engine's) kept under a partial override
     assert from_dict(ForecasterConfig, to_dict(cfg)) == cfg
     with pytest.raises(ForecastingError, match="did you mean 'lookback'"):
         from_dict(ForecasterConfig, {"data": {"lookbak": 3}})

@@ -87,6 +87,7 @@ def _variants() -> dict[str, Callable[[Any], Any]]:
         "scorevi-lowrank-new": vi("scorevi", -1, KoopaScoreVIConfig(family=FamilyKind.LOW_RANK)),
         "scorevi-lowrank-bench": vi("scorevi", -1, ScoreVIConfig(family=FamilyKind.LOW_RANK), likelihood=raw),
         "advi-new": vi("advi", -1, None),
+        "scorevi-new-t": vi("scorevi", -1, None, likelihood={"kind": "student_t", "df": 4.0}),
         "advi-init1e-3-cal": vi("advi", -1, ADVIConfig(init_scale=1e-3), likelihood=cal),
     }
 
@@ -196,7 +197,7 @@ def _markdown(rows: list[dict[str, Any]], a, command: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="docs/results")
-    p.add_argument("--variants", default="conformal,scorevi-bench,scorevi-oldfc,scorevi-new,advi")
+    p.add_argument("--variants", default="conformal,scorevi-oldfc,scorevi-new,advi,advi-new,scorevi-lowrank-new")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batches", type=int, default=30)
     p.add_argument("--warm", type=int, default=1)
