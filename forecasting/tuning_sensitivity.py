@@ -66,6 +66,13 @@ def run(args: argparse.Namespace) -> int:
         shlex.quote(a) for a in sys.argv[1:])
     out = Path(args.out)
     figures = out / SUITE
+    rerendered = False
+    if getattr(args, "report_only", False) and (out / f"{SUITE}.json").is_file():
+        import json
+
+        # The numbers come from the run that measured them: keep its command in the result files.
+        command = json.loads((out / f"{SUITE}.json").read_text(encoding="utf-8")).get("command") or command
+        rerendered = True
     overrides = tuple(BUDGET) + tuple(args.overrides)
     c0 = time.process_time()
     studies: dict[str, Any] = {}
@@ -97,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
     cpu = time.process_time() - c0
     cpu_trials = sum(r["seconds"].get("train_cpu") or 0.0 for r in rows)
     markdown = _markdown(rows, marks, heatmap, out, command, wall, cpu_trials, overrides)
+    if rerendered:
+        markdown += "\n_Tables and figures re-rendered from the stored studies (`--report-only`); numbers unchanged._\n"
     write_results(out, SUITE, rows, device="cpu", command=command, markdown=markdown,
                   extra={"budget": list(overrides), "wall_seconds": round(wall, 1),
                          "cpu_seconds_report": round(cpu, 1), "cpu_seconds_training": round(cpu_trials, 1),
@@ -309,10 +318,11 @@ def _markdown(rows: list[dict[str, Any]], marks: dict[str, Any], heatmap: Path, 
                     cells.append(_fmt(r["metrics"].get(key)) + mark)
             lines.append(f"| {s} | " + " | ".join(cells) + " |")
         lines += [""]
-    lines += ["### Training seconds per cell (wall, shared CPU)", "", "| S \\ λ | " + " | ".join(f"{v:g}" for v in lams) + " |",
-              "|---|" + "---|" * len(lams)]
+    lines += ["### Training seconds per cell: CPU (wall on the shared machine)", "",
+              "| S \\ λ | " + " | ".join(f"{v:g}" for v in lams) + " |", "|---|" + "---|" * len(lams)]
     for s in ss:
-        lines.append(f"| {s} | " + " | ".join(_fmt((_cell(rows, lam, s) or {}).get("seconds", {}).get("train"), 1) for lam in lams) + " |")
+        secs = [(_cell(rows, lam, s) or {}).get("seconds", {}) for lam in lams]
+        lines.append(f"| {s} | " + " | ".join(f"{_fmt(x.get('train_cpu'), 1)} ({_fmt(x.get('train'), 0)})" for x in secs) + " |")
     lines += [""]
     failed = [r for r in rows if r["state"] == "FAIL"]
     if failed:
@@ -339,9 +349,25 @@ def _markdown(rows: list[dict[str, Any]], marks: dict[str, Any], heatmap: Path, 
                       f"(worst / best = {max(crps) / min(crps):.2f}×)."]
         if cov:
             lines += [f"- Test 90 % coverage: {min(cov):.3f} – {max(cov):.3f} (nominal 0.900)."]
+        n_grid = len([r for r in rows if r["search"] == "grid"])
         if failed:
-            lines += [f"- {sum(1 for r in failed if r['search'] == 'grid')} of {len([r for r in rows if r['search'] == 'grid'])} "
+            lines += [f"- {sum(1 for r in failed if r['search'] == 'grid')} of {n_grid} "
                       "grid cells failed (see above): the limitation the paper names, made visible."]
+        else:
+            lines += [f"- Every one of the {n_grid} cells converged, λ = 1 included (the forecaster's config records λ = 1 "
+                      "and 3 diverging on ETTh2 in an earlier state of the code; in this run the MAP warm start, the prior "
+                      "centred on it and the engine's adaptive proximal damping `proximal_adaptive = 1` are on)."]
+        vals = [r["metrics"]["val_crps"] for r in ok]
+        if crps and max(crps) / min(crps) < 1.05:
+            lines += [f"- At this budget the sensitivity is small: a {100 * (max(crps) / min(crps) - 1):.1f} % spread in test "
+                      f"CRPS and {100 * (max(vals) / min(vals) - 1):.1f} % in validation CRPS across two decades of S "
+                      "and three of λ: the ranking of cells rests on differences of the order of the evaluation noise, "
+                      "and a sweep over these two knobs gains little accuracy here."]
+        by_s = {s: [r["seconds"].get("train_cpu") for r in ok if r["mc_samples"] == s and r["seconds"].get("train_cpu")]
+                for s in sorted({r["mc_samples"] for r in ok})}
+        cost = ", ".join(f"S = {s}: {sum(v) / len(v):.0f} s" for s, v in by_s.items() if v)
+        if cost:
+            lines += [f"- Training cost, mean CPU seconds per fit: {cost}."]
         t, g = marks.get("tuned"), marks.get("grid_best")
         if g is not None:
             lines += [f"- Validation picks λ = {g['proximal_weight']:g}, S = {g['mc_samples']} on the grid "

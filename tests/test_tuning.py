@@ -263,3 +263,25 @@ def test_grid_cells_are_queued_once_so_parallel_workers_never_repeat_one():
     cells = {tuple(sorted(t.params.items())) for t in study.trials}
     assert len(study.trials) == 4 and len(cells) == 4
     assert enqueue_grid(study, space) == 0
+
+
+def test_sensitivity_tables_and_heatmap_mark_the_chosen_cells(tmp_path):
+    from forecasting import tuning_sensitivity as sens
+
+    def row(search, lam, s, val, state="COMPLETE", trial=0):
+        return {"search": search, "trial": trial, "proximal_weight": lam, "mc_samples": s, "state": state,
+                "metrics": {"val_crps": val, "crps": val + 0.02, "coverage_90": 0.88},
+                "seconds": {"train": 10.0, "train_cpu": 5.0 * s}}
+
+    grid = [row("grid", lam, s, 0.2 + 0.001 * i) for i, (lam, s) in enumerate((a, b) for a in (1.0, 10.0) for b in (1, 4))]
+    grid.append(row("grid", 1.0, 1, 0.5, trial=9))  # a repeated cell: the first completed one is kept
+    rows = sens._one_per_cell(grid) + [row("tpe", 3.0, 2, 0.1)]
+    assert len(rows) == 5
+    marks = sens._marks(rows)
+    assert marks["grid_best"]["metrics"]["val_crps"] == 0.2 and marks["tuned"]["search"] == "tpe"
+    assert sens._position([1.0, 10.0, 100.0], 10.0) == pytest.approx(1.0)
+    assert sens._position([1.0, 10.0, 100.0], 1000.0) == pytest.approx(3.0)  # beyond the last cell: extrapolated
+    png = sens._heatmap(rows, marks, tmp_path / "sensitivity" / "heatmap.png")
+    md = sens._markdown(rows, marks, png, tmp_path, "cmd", 60.0, 30.0, ("training.epochs=1",))
+    assert png.stat().st_size > 10_000
+    assert "0.2200 □" in md and "| 0 ★ |" in md and "Every one of the 4 cells converged" in md
