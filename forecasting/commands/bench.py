@@ -16,6 +16,7 @@ SUITES = {
     "inference": ("forecasting.bench.inference", "synthetic targets with known posteriors: ScoreVI vs ADVI/GSM/BaM, and cost"),
     "vision": ("forecasting.bench.vision", "Bayesian ResNet/ViT calibration benchmark (and paper-scale GPU check)"),
     "predict": ("forecasting.bench.predict", "batch prediction throughput and memory vs statsmodels ETS and DeepAR"),
+    "sensitivity": ("forecasting.tuning_sensitivity", "ScoreVI-Koopa sensitivity to proximal weight x MC samples (ETTh2, H=48)"),
     "gpu": ("forecasting.bench.gpu", "GPU check: ScoreVI-Koopa and vision step times, peak memory"),
 }
 
