@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Literal, Sequence
 
 from forecasting.bayes.config import ADVIConfig, ScoreVIConfig, Vectorize
 from forecasting.data.splits import SplitRule
@@ -275,3 +276,27 @@ class ForecasterConfig:
 
     def koopa(self) -> KoopaConfig:
         return self.model.koopa(self.data.lookback, self.data.horizon)
+
+
+DATASET_KEY = "dataset"
+
+
+def read_forecaster_config(path: str | Path | None = None, overrides: Sequence[str] = (),
+                           dataset: str | None = None) -> tuple[ForecasterConfig, str | None, dict]:
+    """YAML + dotted overrides -> ``(ForecasterConfig, dataset or None, resolved dict)``.
+
+    Config files in ``configs/`` carry a top-level ``dataset`` key (a registered name or a file
+    path) beside the config sections; it is taken out before the rest is validated (unknown keys
+    are an error with a did-you-mean). ``dataset`` (e.g. the CLI's ``--data``) wins over the file.
+    """
+    from forecasting.config import apply_overrides, from_dict, read_yaml, to_dict
+
+    raw = read_yaml(path) if path is not None else {}
+    raw = apply_overrides(raw, list(overrides))
+    name = raw.pop(DATASET_KEY, None)
+    if name is not None and not isinstance(name, str):
+        raise ForecastingError(f"{path}: 'dataset' must be a dataset name or a file path, got {name!r}")
+    config = from_dict(ForecasterConfig, raw)
+    chosen = dataset or name
+    resolved = {DATASET_KEY: chosen, **to_dict(config)} if chosen else to_dict(config)
+    return config, chosen, resolved

@@ -42,18 +42,9 @@ def load_run_config(path: str | Path | None, overrides: Sequence[str] = (), data
     :class:`~forecasting.forecaster_config.ForecasterConfig` (unknown keys -> error with a
     did-you-mean). ``dataset`` (e.g. ``--data``) wins over the file's value.
     """
-    from forecasting.config import apply_overrides, from_dict, read_yaml, to_dict
-    from forecasting.forecaster_config import ForecasterConfig
+    from forecasting.forecaster_config import read_forecaster_config
 
-    raw = read_yaml(path) if path is not None else {}
-    raw = apply_overrides(raw, list(overrides))
-    name = raw.pop(DATASET_KEY, None)
-    if name is not None and not isinstance(name, str):
-        raise ForecastingError(f"{path}: 'dataset' must be a dataset name or a file path, got {name!r}")
-    config = from_dict(ForecasterConfig, raw)
-    chosen = dataset or name
-    resolved = {DATASET_KEY: chosen, **to_dict(config)} if chosen else to_dict(config)
-    return config, chosen, resolved
+    return read_forecaster_config(path, overrides, dataset)
 
 
 def season_for_freq(freq: str | None) -> int | None:
