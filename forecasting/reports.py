@@ -17,6 +17,8 @@ table. What each piece shows:
 """
 from __future__ import annotations
 
+from forecasting.atomic import atomic_write_text, chmod_default as _chmod_default
+
 import logging
 from pathlib import Path
 import os
@@ -49,23 +51,6 @@ def write_forecast_csv(path: Path, fc: Any, pred: Any, item_id: str) -> Path:
     return atomic_write_text(path, df.write_csv(datetime_format="%Y-%m-%d %H:%M:%S"))
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` via a temporary file in the same folder and ``os.replace``."""
-    import os
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        _chmod_default(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def fan_chart_png(path: Path, history_t: np.ndarray, history_y: np.ndarray, future_t: np.ndarray, samples: np.ndarray,
@@ -142,10 +127,3 @@ def _num(v: float | None) -> str:
     return f"{v:.4g}"
 
 
-def _chmod_default(path: str | os.PathLike) -> None:
-    """Give a ``mkstemp`` file (mode 0600) the usual permissions of a new file (0666 minus umask)."""
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 def write_report(study: Any, res: Any) -> Any:
     """Write every output of the study into ``res.out``; returns a :class:`forecasting.tuning.TuneResult`."""
-    from forecasting.commands.common import atomic_write_text
+    from forecasting.atomic import atomic_write_text
     from forecasting.tuning import TuneResult, states
 
     out: Path = res.out

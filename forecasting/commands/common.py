@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+from forecasting.atomic import atomic_write_text, chmod_default as _chmod_default
+
 import argparse
 import datetime as _dt
 import json
@@ -148,20 +150,6 @@ def staged_dir(final: str | Path, replace: bool = False) -> Iterator[Path]:
         raise
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        _chmod_default(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
@@ -232,10 +220,3 @@ def quantile_list(text: str) -> tuple[float, ...]:
     return tuple(levels)
 
 
-def _chmod_default(path: str | os.PathLike) -> None:
-    """Give a ``mkstemp`` file (mode 0600) the usual permissions of a new file (0666 minus umask)."""
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
