@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     cells = [(ds, hs[i]) for i in range(max(map(len, per_ds.values()), default=0)) for ds, hs in per_ds.items() if i < len(hs)]
     fan_horizon = {ds: hs[0] for ds, hs in per_ds.items() if hs}
     figures: dict[str, list[str]] = {}
+    reused = 0
     timeout = float(getattr(args, "method_timeout", DEFAULT_TIMEOUT_S))
     in_process = bool(getattr(args, "in_process", False))
     log.info("probabilistic benchmark: %d cells x %d methods, %s; %s", len(cells), len(methods),
@@ -124,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
             for method in methods:
                 key = (ds, h, method)
                 if key in previous:
+                    reused += 1
                     rows.append(previous[key])
                     log.info("%s H=%d %s: reused from the previous run", ds, h, method)
                     continue
@@ -141,10 +143,11 @@ def run(args: argparse.Namespace) -> int:
                 row.setdefault("seconds", {})["wall"] = time.perf_counter() - t0
                 rows.append(row)
                 _log_row(row)
-                _write(out, rows, settings, command, methods, budget, time.perf_counter() - t_start, figures, partial=True)
+                _write(out, rows, settings, command, methods, budget, time.perf_counter() - t_start, figures, partial=True,
+                       reused=reused)
             figures.update(_figures(out, rows, methods, {(ds, h)}))
     wall = time.perf_counter() - t_start
-    _write(out, rows, settings, command, methods, budget, wall, figures, partial=False)
+    _write(out, rows, settings, command, methods, budget, wall, figures, partial=False, reused=reused)
     return 0
 
 
@@ -208,16 +211,18 @@ def _figures(out: Path, rows: list[dict[str, Any]], methods: list[str], cells: s
 
 
 def _write(out: Path, rows: list[dict[str, Any]], settings: dict[str, Any], command: str, methods: list[str], budget,
-           wall: float, figures: dict[str, list[str]], partial: bool) -> None:
+           wall: float, figures: dict[str, list[str]], partial: bool, reused: int = 0) -> None:
     from forecasting.bench import prob_report
     from forecasting.evaluation.results import write_results
 
     summary = prob_report.summarise(rows)
-    markdown = prob_report.render_markdown(rows, summary, methods, _context(out, settings, budget, methods, wall, partial),
-                                           figures)
+    method_wall = sum(float(r.get("seconds", {}).get("wall", 0.0) or 0.0) for r in rows)
+    markdown = prob_report.render_markdown(
+        rows, summary, methods, _context(out, settings, budget, methods, wall, partial, reused, method_wall), figures)
     write_results(out, SUITE, rows, device=settings["device"], command=command, markdown=markdown,
                   extra={"settings": settings, "methods": methods, "budget_text": budget.describe(),
-                         "wall_seconds": wall, "partial": partial, "goals": summary["goals"],
+                         "wall_seconds": wall, "partial": partial, "rows_reused": reused,
+                         "sum_method_wall_seconds": method_wall, "goals": summary["goals"],
                          "goal_values": summary["per_cell"], "figures": figures})
     if not partial:
         for name, g in summary["goals"].items():
@@ -226,9 +231,14 @@ def _write(out: Path, rows: list[dict[str, Any]], settings: dict[str, Any], comm
         log.info("wrote %s/%s.json and .md (%.0f s)", out, SUITE, wall)
 
 
-def _context(out: Path, settings: dict[str, Any], budget, methods: list[str], wall: float, partial: bool) -> dict[str, Any]:
+def _context(out: Path, settings: dict[str, Any], budget, methods: list[str], wall: float, partial: bool,
+             reused: int = 0, method_wall: float | None = None) -> dict[str, Any]:
     analysis = out / ANALYSIS_FILE
-    return {"setup": setup_lines(settings, budget, methods, wall, partial), "notes": NOTES,
+    setup = setup_lines(settings, budget, methods, wall, partial)
+    if reused:
+        setup.append(f"--resume: {reused} rows were reused from an earlier invocation with identical settings; the sum of "
+                     f"all rows' per-method wall times is {method_wall or 0.0:.0f} s.")
+    return {"setup": setup, "notes": NOTES,
             "analysis_text": analysis.read_text(encoding="utf-8") if analysis.exists() else ""}
 
 
@@ -244,7 +254,8 @@ def rerender(out_dir: str | Path) -> Path:
     budget = Budget(**settings["budget"])
     summary = prob_report.summarise(rows)
     body = prob_report.render_markdown(rows, summary, methods,
-                                       _context(out, settings, budget, methods, payload["wall_seconds"], payload["partial"]),
+                                       _context(out, settings, budget, methods, payload["wall_seconds"], payload["partial"],
+                                                payload.get("rows_reused", 0), payload.get("sum_method_wall_seconds")),
                                        payload.get("figures", {}))
     host = payload["host"]
     header = (f"# Benchmark: {SUITE}\n\nCreated {payload['created']} on {host['device']} (torch {host['torch']}, "

@@ -232,8 +232,8 @@ def _deepar(spec: dict[str, Any], cell: CellData) -> MethodResult:
 def koopa_forecaster_config(spec: dict[str, Any], n_channels: int | None = None):
     """The :class:`ForecasterConfig` of a Koopa variant: the dataset's official Koopa preset
     (KOOPA.md, ``seg_len = H``), the method's library defaults, and the shared budget."""
-    from forecasting.bayes.config import FamilyKind, ScoreVIConfig
-    from forecasting.forecaster_config import DataSection, ForecasterConfig, InferenceSection, ModelSection
+    from forecasting.bayes.config import FamilyKind
+    from forecasting.forecaster_config import DataSection, ForecasterConfig, InferenceSection, KoopaScoreVIConfig, ModelSection
     from forecasting.models.koopa_presets import koopa_preset
     from forecasting.training import TrainConfig
 
@@ -248,7 +248,9 @@ def koopa_forecaster_config(spec: dict[str, Any], n_channels: int | None = None)
     if variational and warm:
         inference.update(warm_start_epochs=warm, prior_center="warm_start")
     if "family" in choice:
-        inference["scorevi"] = ScoreVIConfig(family=FamilyKind(choice["family"]))
+        # The forecaster's ScoreVI defaults (not the engine's generic ones): the engine's initial
+        # spread 0.05 is wider than Koopa's weights (see docs/results/scorevi_koopa_diagnosis.md).
+        inference["scorevi"] = KoopaScoreVIConfig(family=FamilyKind(choice["family"]))
     training = TrainConfig(epochs=b.koopa_epochs - warm, batch_size=b.batch_size, patience=b.patience,
                            monitor="val_crps", seed=spec["seed"], device=spec["device"],
                            max_batches_per_epoch=b.koopa_batches)
