@@ -98,7 +98,11 @@ def main() -> int:
             Forecaster.fit(frame, config(BATCH, max_batches_per_epoch=20, epochs=3))
         except d.DistributedError as exc:
             (out / f"error{d.rank()}.json").write_text(json.dumps({"message": str(exc), "seconds": time.perf_counter() - t0}))
-            return 3
+            # Leave without running destructors: tearing down a gloo process group whose peer died can
+            # abort in C++ ("terminate called without an active exception"), which would hide exit code 3.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(3)
         return 0
     raise SystemExit(f"unknown mode {mode}")
 
