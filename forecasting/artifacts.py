@@ -25,8 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ import torch
 import yaml
 
 from forecasting import __version__
+from forecasting.atomic import staged_dir
 from forecasting.errors import ForecastingError
 
 logger = logging.getLogger(__name__)
@@ -142,10 +141,8 @@ def save_artifact(path: str | Path, kind: str, metadata: dict[str, Any], tensors
     path = Path(path)
     if path.exists() and not (path / MANIFEST).is_file() and (not path.is_dir() or any(path.iterdir())):
         raise ForecastingError(f"{path} exists and is not a forecasting artifact; choose an empty or new directory")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    # Written under a temporary sibling and swapped in only when complete (Ctrl-C keeps the old one).
+    with staged_dir(path, replace=True) as tmp:
         files: dict[str, dict[str, Any]] = {}
         for group, group_tensors in tensors.items():
             name = f"{group}.safetensors"
@@ -168,16 +165,6 @@ def save_artifact(path: str | Path, kind: str, metadata: dict[str, Any], tensors
             "files": files,
         }
         _write_bytes(tmp / MANIFEST, json.dumps(manifest, indent=1).encode("utf-8"))
-        old = None
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            path.rename(old)
-        tmp.rename(path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("saved %s artifact to %s", kind, path)
     return path
 

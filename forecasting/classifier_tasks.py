@@ -56,7 +56,20 @@ def set_dropout(module: nn.Module, active: bool) -> None:
             m.train(active)
 
 
-class MAPTask:
+class _ValidatesByPrediction:
+    """Shared by the classifier tasks: validation NLL and error of ``predict_fn``'s probabilities; no lr schedule."""
+
+    predict_fn: Callable[[ImageDataset], torch.Tensor]
+
+    def evaluate(self, dataset: ImageDataset) -> dict[str, float]:
+        probs = self.predict_fn(dataset)
+        return {"nll": nll(probs, dataset.y), "error": error_rate(probs, dataset.y)}
+
+    def on_epoch_start(self, epoch: int) -> None:
+        pass
+
+
+class MAPTask(_ValidatesByPrediction):
     """Deterministic training (MAP under the Gaussian prior) for ``deterministic`` and ``mc_dropout``.
 
     Args:
@@ -97,13 +110,6 @@ class MAPTask:
         self.optimizer.step()
         return {"loss": float(loss.detach()), "ce": float(ce.detach())}
 
-    def evaluate(self, dataset: ImageDataset) -> dict[str, float]:
-        probs = self.predict_fn(dataset)
-        return {"nll": nll(probs, dataset.y), "error": error_rate(probs, dataset.y)}
-
-    def on_epoch_start(self, epoch: int) -> None:
-        pass
-
     def state_dict(self) -> dict[str, Any]:
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
 
@@ -118,7 +124,7 @@ class MAPTask:
         return self
 
 
-class VariationalTask:
+class VariationalTask(_ValidatesByPrediction):
     """One inference-engine update per mini-batch (ScoreVI or ADVI), engine used unchanged.
 
     Args:
@@ -148,13 +154,6 @@ class VariationalTask:
         if not all(math.isfinite(v) for v in out.values()):
             out["loss"] = float("nan")
         return out
-
-    def evaluate(self, dataset: ImageDataset) -> dict[str, float]:
-        probs = self.predict_fn(dataset)
-        return {"nll": nll(probs, dataset.y), "error": error_rate(probs, dataset.y)}
-
-    def on_epoch_start(self, epoch: int) -> None:
-        pass
 
     def state_dict(self) -> dict[str, Any]:
         return {"vi": self.state.state_dict(), "generator": self.generator.get_state()}

@@ -42,7 +42,7 @@ def _context():
 def run_to_file(spec: dict[str, Any], out_path: str | Path) -> int:
     """Run ``spec`` and write its row (or its error) to ``out_path`` atomically; 0 on success."""
     from forecasting.bench.prob_methods import run_cell_method
-    from forecasting.evaluation.results import _clean
+    from forecasting.atomic import json_safe as _clean
 
     try:
         row = run_cell_method(spec)

@@ -11,22 +11,17 @@
 """
 from __future__ import annotations
 
-from forecasting.atomic import atomic_write_text, chmod_default as _chmod_default
-
 import argparse
 import datetime as _dt
 import json
 import logging
-import math
 import os
-import shutil
 import sys
-import tempfile
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
+from forecasting.atomic import atomic_write_text, json_safe, staged_dir  # noqa: F401  (staged_dir: re-exported for commands and app)
 from forecasting.errors import ForecastingError
 
 log = logging.getLogger(__name__)
@@ -122,53 +117,15 @@ def new_run_id(stem: str) -> str:
     return f"{clean}-{stamp}-{uuid.uuid4().hex[:4]}"
 
 
-@contextmanager
-def staged_dir(final: str | Path, replace: bool = False) -> Iterator[Path]:
-    """Build a directory under a hidden temporary sibling; rename it to ``final`` on success.
-
-    On any exception (including Ctrl-C) the temporary directory is removed and ``final`` — if it
-    existed — is left exactly as it was. With ``replace=True`` an existing ``final`` is swapped
-    out only after the new one is complete.
-    """
-    final = Path(final)
-    if final.exists() and not replace:
-        raise ForecastingError(f"{final} already exists; choose another --run-id or remove it")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        old = None
-        if final.exists():
-            old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-            final.rename(old)
-        tmp.rename(final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
     """Atomic JSON with NaN/inf written as ``null`` (strict JSON readers accept it)."""
-    return atomic_write_text(path, json.dumps(_jsonable(obj), indent=2) + "\n")
+    return atomic_write_text(path, json.dumps(json_safe(obj, stringify_unknown=True), indent=2) + "\n")
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)
 
 
 def command_line() -> str:

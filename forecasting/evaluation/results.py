@@ -17,6 +17,8 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
+from forecasting.atomic import json_safe
+
 
 def host_info(device: str | torch.device = "cpu") -> dict[str, Any]:
     """Where the numbers came from: device, torch version, CPU count, threads."""
@@ -38,17 +40,6 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _clean(obj: Any) -> Any:
-    """JSON-safe: NaN/inf -> None, numpy scalars -> Python, tuples -> lists."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def write_results(out_dir: str | Path, suite: str, rows: Sequence[dict], *, device: str = "cpu",
@@ -75,7 +66,7 @@ def write_results(out_dir: str | Path, suite: str, rows: Sequence[dict], *, devi
         **(extra or {}),
     }
     json_path, md_path = out / f"{suite}.json", out / f"{suite}.md"
-    _atomic_write(json_path, json.dumps(_clean(payload), indent=2))
+    _atomic_write(json_path, json.dumps(json_safe(payload), indent=2))
     body = markdown if markdown is not None else rows_to_markdown(rows)
     header = f"# Benchmark: {suite}\n\nCreated {payload['created']} on {payload['host']['device']} (torch {payload['host']['torch']}, {payload['host']['cpu_count']} CPUs).\n"
     if command:

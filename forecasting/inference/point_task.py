@@ -24,6 +24,7 @@ from forecasting.inference.metrics import MetricAccumulator
 from forecasting.inference.predictive import repeated_forward
 from forecasting.likelihoods import Likelihood
 from forecasting.training import iterate_batches, scheduled_lr
+from forecasting.training.tasks import move_optimizer_state
 
 
 class PointTask:
@@ -63,10 +64,7 @@ class PointTask:
         self.likelihood.to(self.device)
         if self.prior is not None:
             self.prior = self.prior.to(self.device)
-        for state in self.optimizer.state.values():
-            for k, v in state.items():
-                if isinstance(v, torch.Tensor) and k != "step":
-                    state[k] = v.to(self.device)
+        move_optimizer_state(self.optimizer, self.device)
         return self
 
     def on_epoch_start(self, epoch: int) -> None:

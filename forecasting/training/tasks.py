@@ -19,6 +19,17 @@ def iterate_batches(dataset: Any, batch_size: int) -> Iterator[tuple[torch.Tenso
         yield torch.stack([torch.as_tensor(p[0]) for p in pairs]), torch.stack([torch.as_tensor(p[1]) for p in pairs])
 
 
+
+def move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    """Move an optimizer's state (Adam moments) to ``device`` so it follows its parameters.
+
+    The ``step`` counters stay where they are: Adam keeps them on the CPU unless fused/capturable.
+    """
+    for state in optimizer.state.values():
+        for k, v in state.items():
+            if isinstance(v, torch.Tensor) and k != "step":
+                state[k] = v.to(device)
+
 class DeterministicTask:
     """Train any point model ``model(x [B, L, C]) -> [B, H, C]`` with MSE and Adam.
 
@@ -38,11 +49,7 @@ class DeterministicTask:
     def to(self, device: torch.device | str) -> "DeterministicTask":
         self.device = torch.device(device)
         self.model.to(self.device)
-        # Adam state (if any) follows its parameters.
-        for state in self.optimizer.state.values():
-            for k, v in state.items():
-                if isinstance(v, torch.Tensor) and k != "step":
-                    state[k] = v.to(self.device)
+        move_optimizer_state(self.optimizer, self.device)
         return self
 
     def on_epoch_start(self, epoch: int) -> None:
