@@ -20,11 +20,12 @@ Inference is chosen by ``config.inference.method`` (see :mod:`forecasting.infere
 ``advi``, ``mc_dropout``, ``conformal`` and ``deterministic``. The predictive distribution of the
 Bayesian methods is the mixture over weight samples *plus* the learned observation noise.
 
-MAP warm start (``inference.warm_start_epochs``): before variational inference the network is
-trained for that many epochs on the likelihood plus a zero-centred Gaussian prior; the variational
-mean starts at those weights. ``inference.prior_center: warm_start`` then centres the prior at the
-warm start (empirical Bayes: the posterior describes uncertainty *around* the MAP fit and keeps
-its accuracy); ``zero`` keeps the ordinary weight-decay prior.
+MAP warm start (``inference.warm_start_epochs``, default 2): before variational inference the network
+is trained for that many epochs on the likelihood plus a zero-centred Gaussian prior; the variational
+mean starts at those weights. ``inference.prior_center: warm_start`` (what the default ``auto`` picks
+when there is a warm start) then centres the prior at the warm start (empirical Bayes: the posterior
+describes uncertainty *around* the MAP fit and keeps its accuracy); ``zero`` keeps the ordinary
+weight-decay prior.
 """
 from __future__ import annotations
 
@@ -119,8 +120,7 @@ class Forecaster:
                                    "broadcasting the Koopa frequency mask")
         n_channels = prepared.scaled.shape[1]
         model = Koopa(config.koopa(), n_channels, mask).to(device)
-        likelihood = build_likelihood(config.likelihood.kind, n_channels, config.likelihood.df,
-                                      config.likelihood.init_scale).to(device)
+        likelihood = _likelihood(config, n_channels).to(device)
         runtime = make_runtime(config, model, likelihood)
         ctx = FitContext(config, model, likelihood, prepared, device, Path(run_dir) if run_dir else None, progress, resume)
         summary = runtime.fit(ctx)
@@ -202,7 +202,8 @@ class Forecaster:
             data: the series (re-split with ``config.data``; the scaler of this forecaster is used)
                 or prepared data.
             split: ``train``/``val``/``test``.
-            stride: distance between consecutive windows' starts.
+            stride: keep every ``stride``-th window of the split (a prepared split that is itself
+                strided, e.g. the ProbTS protocol's stride-96 test windows, is honoured).
             max_windows: keep at most this many windows, evenly spaced.
         """
         if isinstance(data, SeriesFrame):
@@ -215,12 +216,14 @@ class Forecaster:
         if max_windows is not None and len(starts_rows) > max_windows:
             starts_rows = starts_rows[np.linspace(0, len(starts_rows) - 1, max_windows).round().astype(int)]
         frame = prepared.frame
-        raw = np.stack([frame.values[ds.start + i : ds.start + i + self.lookback] for i in starts_rows])
+        # Window i of the split starts at row start + i * (the split's own stride, e.g. 96 in ProbTS).
+        offsets = starts_rows * getattr(ds, "stride", 1)
+        raw = np.stack([frame.values[ds.start + o : ds.start + o + self.lookback] for o in offsets])
         if np.isnan(raw).any():
             raise ForecastingError(f"{frame.name}: the {split} split has NaN in its inputs; choose data.missing=interpolate or ffill")
         self._check_columns(frame.columns, frame.name)
         samples = self.sample_scaled(self.scaler.transform(raw), n_samples, seed)
-        first = ds.start + self.lookback + starts_rows
+        first = ds.start + self.lookback + offsets
         starts = [pd.Timestamp(frame.timestamps[r]) if r < len(frame.timestamps) else None for r in first]
         return self._prediction(samples, starts, [frame.item_id or frame.name] * len(starts_rows))
 
@@ -271,7 +274,10 @@ class Forecaster:
             raise ForecastingError(f"artifact {path} lacks {exc}; re-save the model") from exc
         model = Koopa(config.koopa(), n_channels, mask.cpu())
         _load_module(model, model_tensors, "model", path)
-        likelihood = build_likelihood(config.likelihood.kind, n_channels, config.likelihood.df, config.likelihood.init_scale)
+        if "log_scale" in art.tensors.get("likelihood", {}) and art.tensors["likelihood"]["log_scale"].ndim == 1:
+            # Artifacts written before the per-step noise scale existed: their head is per channel.
+            config = dataclasses.replace(config, likelihood=dataclasses.replace(config.likelihood, scale_by="channel"))
+        likelihood = _likelihood(config, n_channels)
         _load_module(likelihood, art.tensors.get("likelihood", {}), "likelihood", path)
         model.to(dev).eval()
         likelihood.to(dev)
@@ -405,6 +411,12 @@ def _prepare(data: SeriesFrame | PreparedData, config: ForecasterConfig) -> Prep
 
         frame = dataclasses.replace(frame, values=fill_missing(frame.values, cfg.missing))
     return prepare(frame, cfg.lookback, cfg.horizon, cfg.split)
+
+
+def _likelihood(config: ForecasterConfig, n_channels: int) -> Likelihood:
+    lik = config.likelihood
+    horizon = config.data.horizon if lik.scale_by == "step" else None
+    return build_likelihood(lik.kind, n_channels, lik.df, lik.init_scale, horizon)
 
 
 def _device(config: ForecasterConfig) -> torch.device:

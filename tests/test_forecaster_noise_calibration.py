@@ -1,6 +1,8 @@
 """Validation re-fit of the observation noise (``likelihood.calibrate``) and its building block ``fit_scale``."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -60,8 +62,9 @@ def _cfg(calibrate: str) -> ForecasterConfig:
         "data": {"lookback": 24, "horizon": 8},
         "model": {"dynamic_dim": 8, "hidden_dim": 16, "num_blocks": 1, "seg_len": 8},
         "likelihood": {"calibrate": calibrate},
-        "inference": {"method": "scorevi", "eval_samples": 4, "scorevi": {"mc_samples": 2}},
-        "training": {"epochs": 1, "max_batches_per_epoch": 8, "device": "cpu"},
+        "inference": {"method": "scorevi", "eval_samples": 4, "warm_start_epochs": 2, "scorevi": {"mc_samples": 2}},
+        "optim": {"lr": 0.01, "schedule": "constant"},  # the MAP warm start must learn the sine in a few steps
+        "training": {"epochs": 1, "max_batches_per_epoch": 20, "device": "cpu"},
         "predict": {"samples": 16},
     })
 
@@ -74,6 +77,43 @@ def test_validation_calibration_follows_a_calmer_validation_period(tmp_path):
     info = cal.summary["noise_calibration"]
     assert info["windows"] > 0 and info["after"][0] < info["before"][0]
     scaled_val_noise = 0.2 / float(cal.scaler.std[0])
-    assert abs(float(cal.likelihood.scale().detach()) - scaled_val_noise) < abs(float(raw.likelihood.scale().detach()) - scaled_val_noise)
+    def overall(fc):  # geometric mean of the per-step scales
+        return float(fc.likelihood.scale().detach().log().mean().exp())
+
+    assert abs(overall(cal) - scaled_val_noise) < abs(overall(raw) - scaled_val_noise)
     loaded = Forecaster.load(cal.save(tmp_path / "cal"), device="cpu")
     np.testing.assert_allclose(loaded.likelihood.scale().detach().numpy(), cal.likelihood.scale().detach().numpy())
+
+
+def test_per_step_calibration_recovers_noise_growing_along_the_horizon():
+    # Residual std 0.1 at the first step rising to 1.0 at the last, two channels (one 3x wider):
+    # a per-step head recovers each step's scale; a per-channel head can only fit their pool.
+    torch.manual_seed(0)
+    H, N = 6, 4000
+    std = torch.linspace(0.1, 1.0, H)[:, None] * torch.tensor([1.0, 3.0])
+    y = torch.randn(N, H, 2) * std
+    locs = torch.zeros(1, N, H, 2)
+    step = GaussianLikelihood(2, init_scale=0.5, horizon=H)
+    fit_scale(step, locs, y, max_log_change=5.0)
+    np.testing.assert_allclose(step.scale().detach().numpy(), std.numpy(), rtol=0.06)
+    channel = GaussianLikelihood(2, init_scale=0.5)
+    fit_scale(channel, locs, y, max_log_change=5.0)
+    pooled = (std**2).mean(0).sqrt()
+    np.testing.assert_allclose(channel.scale().detach().numpy(), pooled.numpy(), rtol=0.06)
+    # The per-step head has the higher held-out likelihood.
+    y2 = torch.randn(N, H, 2) * std
+    assert step.per_example(torch.zeros_like(y2), y2).mean() > channel.per_example(torch.zeros_like(y2), y2).mean() + 0.5
+
+
+def test_artifact_with_a_per_channel_head_still_loads(tmp_path):
+    # scale_by=channel is what artifacts written before the per-step head contain.
+    data = _shifted_series(600)
+    cfg = _cfg("validation")
+    cfg = dataclasses.replace(cfg, likelihood=dataclasses.replace(cfg.likelihood, scale_by="channel"))
+    fc = Forecaster.fit(data, cfg)
+    assert fc.likelihood.log_scale.shape == (1,)
+    loaded = Forecaster.load(fc.save(tmp_path / "m"), device="cpu")
+    assert loaded.likelihood.log_scale.shape == (1,)
+    a = fc.predict(data, n_samples=8, seed=3).samples
+    b = loaded.predict(data, n_samples=8, seed=3).samples
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
