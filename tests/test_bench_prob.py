@@ -95,8 +95,8 @@ def test_resume_reuses_finished_rows(tmp_path):
 def test_protocol_and_samples_are_checked(tmp_path):
     from forecasting.errors import ForecastingError
 
-    with pytest.raises(ForecastingError, match="issue 11"):
-        fp.run(_args(tmp_path, "--protocol", "probts"))
+    with pytest.raises(ForecastingError, match="probts does not run"):
+        fp.run(_args(tmp_path, "--protocol", "probts", "--methods", "ets"))
     with pytest.raises(ForecastingError, match="samples"):
         fp.run(_args(tmp_path, "--samples", "1"))
 

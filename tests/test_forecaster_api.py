@@ -182,7 +182,11 @@ def test_config_yaml_overrides_and_errors(tmp_path):
     with pytest.raises(ForecastingError, match="method"):
         from_dict(ForecasterConfig, {"inference": {"method": "laplace"}})
     with pytest.raises(ForecastingError, match="warm_start_epochs"):
-        from_dict(ForecasterConfig, {"inference": {"prior_center": "warm_start"}})
+        from_dict(ForecasterConfig, {"inference": {"prior_center": "warm_start", "warm_start_epochs": 0}})
+    # the default: a MAP warm start with the prior centred there; without a warm start, a zero-centred prior
+    assert cfg.inference.warm_start_epochs == 2 and cfg.inference.resolved_prior_center == "warm_start"
+    cold = from_dict(ForecasterConfig, {"inference": {"warm_start_epochs": 0}})
+    assert cold.inference.resolved_prior_center == "zero"
     with pytest.raises(ForecastingError, match="seg_len"):
         from_dict(ForecasterConfig, {"data": {"lookback": 8, "horizon": 24}})
     koopa = {f.name for f in dataclasses.fields(KoopaConfig)} - {"lookback", "horizon"}
@@ -200,3 +204,20 @@ def test_fit_data_errors(vic):
                                        "inference": {"method": "deterministic"}})
     fc = Forecaster.fit(bad, cfg)
     assert fc.columns == ("Demand",)
+
+
+def test_predict_split_honours_a_strided_prepared_split(fitted, vic):
+    # ProbTS-style test windows (stride 96 over the split): the inputs and start times must be
+    # those of the strided windows, not of the first windows of a stride-1 split.
+    from forecasting.data.windows import WindowDataset, prepare
+
+    full = prepare(vic, L, H, fitted.config.data.split)
+    strided = dataclasses.replace(full, test=WindowDataset(full.scaled, L, H, full.test.start, full.test.end, stride=96))
+    pred = fitted.predict_split(strided, "test", n_samples=4, seed=0)
+    every = fitted.predict_split(full, "test", n_samples=4, seed=0, stride=96)
+    assert pred.samples.shape[1] == len(strided.test) >= 2
+    np.testing.assert_array_equal(pred.samples, every.samples)
+    assert pred.starts == every.starts
+    x, _ = strided.test.batch(torch.arange(len(strided.test)))
+    direct = fitted.sample_scaled(x, 4, 0).numpy()
+    np.testing.assert_allclose(fitted.scaler.transform(pred.samples.astype(np.float64)), direct, atol=1e-4)

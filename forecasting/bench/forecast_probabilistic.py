@@ -43,7 +43,8 @@ def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--methods", nargs="+", default=None, metavar="NAME",
                    help=f"methods to run (default: {' '.join(DEFAULT_METHODS)}; known: {' '.join(METHODS)})")
     g.add_argument("--protocol", default="koopa", choices=["koopa", "probts"],
-                   help="windowing/scoring protocol (default: koopa = KOOPA.md; probts: issue 11)")
+                   help="windowing/scoring protocol (default: koopa = KOOPA.md; probts = EVALUATION.md's second "
+                        "protocol, written to <out>/probts.json/.md)")
     g.add_argument("--max-test-windows", type=int, default=None, help="test windows scored per cell (strided; default 64, quick 32)")
     g.add_argument("--stat-windows", type=int, default=None, help="of those, windows given to ETS (default 10, quick 6)")
     g.add_argument("--koopa-epochs", type=int, default=None, help="epochs of every Koopa variant (default 3, quick 2)")
@@ -51,6 +52,9 @@ def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--method-timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per method before it becomes an error row")
     g.add_argument("--in-process", action="store_true", help="run methods in this process (no per-method peak RSS; tests)")
     g.add_argument("--resume", action="store_true", help="reuse finished rows of <out>/probabilistic.json run with the same settings")
+    from forecasting.bench.forecast_probts import add_arguments as probts_arguments
+
+    probts_arguments(parser)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +82,12 @@ def make_budget(args: argparse.Namespace):
                                  "stat_windows": getattr(args, "stat_windows", None),
                                  "koopa_epochs": getattr(args, "koopa_epochs", None),
                                  "koopa_batches": getattr(args, "koopa_batches", None)}.items() if v is not None}
-    return dataclasses.replace(budget, **changes)
+    budget = dataclasses.replace(budget, **changes)
+    if budget.warm_start_epochs >= budget.koopa_epochs:
+        # A short --koopa-epochs keeps at least one variational epoch (the warm start is the rest).
+        log.info("--koopa-epochs %d: MAP warm start shortened to %d epoch(s)", budget.koopa_epochs, budget.koopa_epochs - 1)
+        budget = dataclasses.replace(budget, warm_start_epochs=budget.koopa_epochs - 1)
+    return budget
 
 
 def _methods(args: argparse.Namespace) -> list[str]:
@@ -94,8 +103,12 @@ def run(args: argparse.Namespace) -> int:
     from forecasting.errors import ForecastingError
 
     protocol = getattr(args, "protocol", "koopa")
+    if protocol == "probts":
+        from forecasting.bench.forecast_probts import run as run_probts
+
+        return run_probts(args)
     if protocol not in PROTOCOLS:
-        raise ForecastingError(f"--protocol {protocol} is not implemented yet (issue 11); use --protocol koopa")
+        raise ForecastingError(f"unknown --protocol {protocol}; use koopa or probts")
     n_samples = int(getattr(args, "samples", 100))
     if n_samples < 2:
         raise ForecastingError("--samples must be >= 2 (coverage, CRPS and NLL need a spread); the benchmark uses 100")
@@ -187,17 +200,9 @@ def _run_isolated(spec: dict[str, Any], timeout: float, tmp: Path) -> dict[str, 
 
 
 def _previous_rows(out: Path, settings: dict[str, Any]) -> dict[tuple, dict]:
-    path = out / f"{SUITE}.json"
-    if not path.exists():
-        return {}
-    try:
-        payload = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return {}
-    if payload.get("settings") != json.loads(json.dumps(settings)):
-        log.warning("--resume: %s was run with other settings; starting afresh", path)
-        return {}
-    return {(r["dataset"], int(r["horizon"]), r["method"]): r for r in payload.get("rows", []) if not r.get("error")}
+    from forecasting.evaluation.results import reusable_rows
+
+    return reusable_rows(out / f"{SUITE}.json", settings, lambda r: (r["dataset"], int(r["horizon"]), r["method"]))
 
 
 def _figures(out: Path, rows: list[dict[str, Any]], methods: list[str], cells: set[tuple[str, int]]) -> dict[str, list[str]]:

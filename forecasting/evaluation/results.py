@@ -42,6 +42,27 @@ def peak_rss_mb() -> float:
 
 
 
+def reusable_rows(json_path: str | Path, settings: dict, key) -> dict:
+    """Finished rows of an earlier result file written with the same ``settings`` (``--resume``).
+
+    Returns ``{key(row): row}`` for rows without an error; an unreadable file or other settings give
+    ``{}`` (with a warning for the latter), so a changed budget never mixes with old numbers.
+    """
+    import logging
+
+    path = Path(json_path)
+    if not path.exists():
+        return {}
+    try:
+        payload = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}
+    if payload.get("settings") != json.loads(json.dumps(json_safe(settings))):
+        logging.getLogger(__name__).warning("--resume: %s was run with other settings; starting afresh", path)
+        return {}
+    return {key(r): r for r in payload.get("rows", []) if not r.get("error")}
+
+
 def write_results(out_dir: str | Path, suite: str, rows: Sequence[dict], *, device: str = "cpu",
                   command: str | None = None, markdown: str | None = None, extra: dict | None = None) -> tuple[Path, Path]:
     """Write the JSON and Markdown result files atomically; return their paths.

@@ -226,7 +226,7 @@ class VariationalRuntime(Runtime):
         self.likelihood.to(ctx.device)
         self.flat = FlatParams.from_module(self.model, names)
         theta0 = self.flat.flatten(self.model).to(ctx.device)
-        center = theta0.clone() if inf.prior_center == "warm_start" else None
+        center = theta0.clone() if inf.resolved_prior_center == "warm_start" else None
         prior = GaussianPrior(inf.prior_scale, center)
         sub = self._sub_config()
         gen = torch.Generator(device=ctx.device).manual_seed(self.config.training.seed)
