@@ -26,7 +26,7 @@ def _families(dim=6, dtype=torch.float64):
            for k in ("diagonal", "low_rank", "mixture", "full")]
     with torch.no_grad():  # make them non-trivial
         out[0].log_scale.add_(0.3 * torch.randn(dim, generator=gen, dtype=dtype))
-        out[1].factor.mul_(20)
+        out[1].rel_factor.mul_(20)
         out[3].scale_tril.add_(0.2 * torch.randn(dim, dim, generator=gen, dtype=dtype).tril())
         out[2].logits.add_(torch.tensor([0.5, -0.5], dtype=dtype))
     return out

@@ -28,7 +28,7 @@ Public API:
   ``.log_joint(thetas, batch) -> [S]`` (differentiable). ``AnalyticTarget(log_prob, score=None, noise=None)``
   for synthetic targets. ``module_log_likelihood(module, flat, head_fn, input_fn=None)``.
 * Families (``make_family(kind, dim, init_scale=, mean=, rank=, components=, device=, dtype=, generator=)``):
-  ``DiagonalGaussian(loc, log_scale)`` (σ = exp(log_scale)), ``LowRankGaussian(loc, log_diag, factor)``,
+  ``DiagonalGaussian(loc, log_scale)`` (σ = exp(log_scale)), ``LowRankGaussian(loc, log_diag, rel_factor)`` (U = diag(exp(log_diag))·rel_factor),
   ``MixtureDiagonalGaussian(logits, locs, log_scales)``, ``FullGaussian(loc, scale_tril)``; each has
   ``sample(n, generator)`` (no graph), ``rsample``, ``score``, ``log_prob``, ``mean()``, ``variance()``,
   ``entropy()``, ``kl(other)`` = KL(self‖other) (closed form for Gaussians, MC for the mixture),

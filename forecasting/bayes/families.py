@@ -3,7 +3,7 @@
 | kind | class | parameters | memory |
 |---|---|---|---|
 | ``diagonal`` | :class:`DiagonalGaussian` | loc, log_scale | 2P |
-| ``low_rank`` | :class:`LowRankGaussian` | loc, log_diag, factor [P, r] | (2 + r)P |
+| ``low_rank`` | :class:`LowRankGaussian` | loc, log_diag, rel_factor [P, r] (U = diag(d)·V) | (2 + r)P |
 | ``mixture`` | :class:`MixtureDiagonalGaussian` | logits [K], locs, log_scales [K, P] | 2KP |
 | ``full`` | :class:`FullGaussian` | loc, scale_tril [P, P] | P + P² |
 """
