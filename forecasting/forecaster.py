@@ -33,7 +33,7 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -94,7 +94,8 @@ class Forecaster:
     # -- fit ------------------------------------------------------------------------------------
     @classmethod
     def fit(cls, data: SeriesFrame | PreparedData, config: ForecasterConfig | None = None, *,
-            run_dir: str | Path | None = None, progress: bool = False, resume: bool = False) -> "Forecaster":
+            run_dir: str | Path | None = None, progress: bool = False, resume: bool = False,
+            on_epoch: Callable[[str, dict[str, Any]], None] | None = None) -> "Forecaster":
         """Fit on a series (split, scaled and windowed per ``config.data``) or on prepared windows.
 
         Args:
@@ -105,6 +106,10 @@ class Forecaster:
             progress: show progress bars.
             resume: continue an interrupted run from the checkpoints in ``run_dir`` (same config
                 and seed -> the same result as an uninterrupted run).
+            on_epoch: ``on_epoch(phase, record)`` after every epoch: ``phase`` is ``train`` (point
+                methods), ``warm_start`` or ``posterior`` (variational methods); ``record`` holds
+                ``epoch``, the ``train_*``/``val_*`` means (e.g. ``val_crps``), ``best`` and seconds.
+                For progress displays and early pruning (an exception it raises stops the fit).
 
         Raises:
             ForecastingError: bad data/config, or a diverging run (names the epoch/step; the
@@ -122,7 +127,8 @@ class Forecaster:
         model = Koopa(config.koopa(), n_channels, mask).to(device)
         likelihood = _likelihood(config, n_channels).to(device)
         runtime = make_runtime(config, model, likelihood)
-        ctx = FitContext(config, model, likelihood, prepared, device, Path(run_dir) if run_dir else None, progress, resume)
+        ctx = FitContext(config, model, likelihood, prepared, device, Path(run_dir) if run_dir else None, progress, resume,
+                         on_epoch)
         summary = runtime.fit(ctx)
         model.eval()
         summary = {

@@ -221,3 +221,24 @@ def test_predict_split_honours_a_strided_prepared_split(fitted, vic):
     x, _ = strided.test.batch(torch.arange(len(strided.test)))
     direct = fitted.sample_scaled(x, 4, 0).numpy()
     np.testing.assert_allclose(fitted.scaler.transform(pred.samples.astype(np.float64)), direct, atol=1e-4)
+
+
+def test_on_epoch_reports_every_epoch_of_every_phase(vic):
+    calls = []
+    cfg = from_dict(ForecasterConfig, {**TINY, "inference": {**TINY["inference"], "warm_start_epochs": 2},
+                                       "training": {**TINY["training"], "epochs": 2, "patience": 5}})
+    Forecaster.fit(vic, cfg, on_epoch=lambda phase, rec: calls.append((phase, rec["epoch"], "val_crps" in rec)))
+    assert calls == [("warm_start", 1, True), ("warm_start", 2, True), ("posterior", 1, True), ("posterior", 2, True)]
+    point = []
+    Forecaster.fit(vic, dataclasses.replace(cfg, inference=dataclasses.replace(cfg.inference, method="conformal")),
+                   on_epoch=lambda phase, rec: point.append(phase))
+    assert point == ["train", "train"]
+
+    class Stop(Exception):
+        pass
+
+    def stop(phase, rec):  # a callback can stop training (e.g. an Optuna pruner)
+        raise Stop
+
+    with pytest.raises(Stop):
+        Forecaster.fit(vic, cfg, on_epoch=stop)

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -51,6 +51,14 @@ class FitContext:
     run_dir: Path | None = None
     progress: bool = False
     resume: bool = False
+    on_epoch: Callable[[str, dict[str, Any]], None] | None = None  # (phase, epoch record), see Forecaster.fit
+
+    def hook(self, phase: str) -> Callable[[dict[str, Any]], None] | None:
+        """The training loop's per-epoch callback for ``phase`` (``train``/``warm_start``/``posterior``)."""
+        if self.on_epoch is None:
+            return None
+        on_epoch = self.on_epoch
+        return lambda record: on_epoch(phase, record)
 
 
 def fit_summary(result: FitResult) -> dict[str, Any]:
@@ -129,7 +137,8 @@ class PointRuntime(Runtime):
         if self.mc_dropout and self.config.model.dropout <= 0:
             raise ForecastingError("inference.method=mc_dropout needs model.dropout > 0 (e.g. 0.05 or 0.1)")
         task = self.point_task(ctx, "nll", mc_dropout=self.mc_dropout)
-        result = fit(task, ctx.data.train, ctx.data.val, _train_config(ctx), _sub_run_dir(ctx, "train"), resume=ctx.resume, progress=ctx.progress)
+        result = fit(task, ctx.data.train, ctx.data.val, _train_config(ctx), _sub_run_dir(ctx, "train"), resume=ctx.resume, progress=ctx.progress,
+                     on_epoch=ctx.hook("train"))
         return fit_summary(result)
 
     @torch.no_grad()
@@ -163,7 +172,8 @@ class ConformalRuntime(Runtime):
 
     def fit(self, ctx: FitContext) -> dict[str, Any]:
         task = self.point_task(ctx, "mse")
-        result = fit(task, ctx.data.train, ctx.data.val, _train_config(ctx), _sub_run_dir(ctx, "train"), resume=ctx.resume, progress=ctx.progress)
+        result = fit(task, ctx.data.train, ctx.data.val, _train_config(ctx), _sub_run_dir(ctx, "train"), resume=ctx.resume, progress=ctx.progress,
+                     on_epoch=ctx.hook("train"))
         residuals = []
         for x, y in iterate_batches(ctx.data.val, self.config.predict.batch_size):
             residuals.append((self.point_forecast(x.to(ctx.device)) - y.to(ctx.device)).abs().cpu())
@@ -221,7 +231,8 @@ class VariationalRuntime(Runtime):
             task = self.point_task(ctx, "nll", prior=GaussianPrior(inf.prior_scale), prior_names=tuple(names))
             tcfg = _train_config(ctx, epochs=inf.warm_start_epochs)
             summary["warm_start"] = fit_summary(fit(task, ctx.data.train, ctx.data.val, tcfg,
-                                                    _sub_run_dir(ctx, "warm_start"), resume=ctx.resume, progress=ctx.progress))
+                                                    _sub_run_dir(ctx, "warm_start"), resume=ctx.resume, progress=ctx.progress,
+                                                    on_epoch=ctx.hook("warm_start")))
         self.model.to(ctx.device).eval()
         self.likelihood.to(ctx.device)
         self.flat = FlatParams.from_module(self.model, names)
@@ -239,7 +250,8 @@ class VariationalRuntime(Runtime):
             eval_samples=inf.eval_samples, eval_batch_size=self.config.predict.batch_size, seed=self.config.training.seed,
             noise_fit=self.config.likelihood.noise_fit, noise_samples=self.config.likelihood.noise_samples,
         )
-        result = fit(task, ctx.data.train, ctx.data.val, _train_config(ctx), _sub_run_dir(ctx, "posterior"), resume=ctx.resume, progress=ctx.progress)
+        result = fit(task, ctx.data.train, ctx.data.val, _train_config(ctx), _sub_run_dir(ctx, "posterior"), resume=ctx.resume, progress=ctx.progress,
+                     on_epoch=ctx.hook("posterior"))
         self.family = task.family.detach()
         # The network's own weights become the posterior mean, so point forecasts (and the saved
         # "model" weights) are the posterior-mean network.

@@ -21,7 +21,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -149,7 +149,8 @@ def seed_everything(seed: int) -> None:
 
 
 def fit(task: TrainingTask, train_ds: Any, val_ds: Any, cfg: TrainConfig | None = None, run_dir: str | Path | None = None,
-        resume: bool = False, progress: bool = True, label: str = "") -> FitResult:
+        resume: bool = False, progress: bool = True, label: str = "",
+        on_epoch: Callable[[dict[str, Any]], None] | None = None) -> FitResult:
     """Train ``task`` on ``train_ds`` with early stopping on ``val_ds``.
 
     Args:
@@ -162,6 +163,9 @@ def fit(task: TrainingTask, train_ds: Any, val_ds: Any, cfg: TrainConfig | None 
         resume: continue from ``run_dir/checkpoint.pt`` if it exists (same seed -> identical result).
         progress: show a tqdm bar per epoch.
         label: prefix of log lines and the progress bar (e.g. ``"ETTh2 H=96 koopa"``).
+        on_epoch: called on rank 0 after every epoch with a copy of that epoch's record (``epoch``,
+            ``train_*``/``val_*`` means, ``best``, seconds) — for progress displays and pruning; an
+            exception raised by it stops training (e.g. ``optuna.TrialPruned``).
 
     Returns:
         :class:`FitResult`; the task is left holding the best state.
@@ -223,7 +227,7 @@ def fit(task: TrainingTask, train_ds: Any, val_ds: Any, cfg: TrainConfig | None 
     wrapped = accel.apply(task, device, cfg.precision, cfg.compile)
     try:
         result = _run_epochs(task, train_ds, val_ds, val_eval, cfg, device, generator, loop, best_state, run_path, ckpt_path,
-                             n, n_batches, sign, progress, label, rank, world)
+                             n, n_batches, sign, progress, label, rank, world, on_epoch)
     finally:
         accel.undo(wrapped)
     if world > 1:
@@ -239,7 +243,7 @@ def fit(task: TrainingTask, train_ds: Any, val_ds: Any, cfg: TrainConfig | None 
 def _run_epochs(task: TrainingTask, train_ds: Any, val_ds: Any, val_eval: tuple[Any, int] | None, cfg: TrainConfig,
                 device: torch.device, generator: torch.Generator, loop: "_LoopState", best_state: Any,
                 run_path: Path | None, ckpt_path: Path | None, n: int, n_batches: int, sign: float, progress: bool,
-                label: str, rank: int, world: int) -> FitResult:
+                label: str, rank: int, world: int, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> FitResult:
     main = rank == 0
     t_start = time.perf_counter()
     epochs_run, stop_reason = 0, loop.stop_reason or "epochs"
@@ -325,6 +329,8 @@ def _run_epochs(task: TrainingTask, train_ds: Any, val_ds: Any, val_eval: tuple[
             _save_checkpoint(ckpt_path, task, best_state, loop, generator, cfg)
             with open(run_path / METRICS_LOG, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
+        if on_epoch is not None and main:  # after the checkpoint: a callback that stops training loses nothing
+            on_epoch(dict(record))
     stop_reason = loop.stop_reason or "epochs"
     if best_state is not None:
         task.load_state_dict(best_state)
