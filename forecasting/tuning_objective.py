@@ -78,7 +78,7 @@ class TrialRunner:
         from forecasting.config import from_dict
         from forecasting.forecaster import Forecaster
         from forecasting.forecaster_config import ForecasterConfig
-        from forecasting.tuning_hooks import epoch_reports
+        from forecasting.tuning_hooks import epoch_reporter
 
         if self.worker:
             trial.set_user_attr("worker", self.worker)
@@ -98,8 +98,7 @@ class TrialRunner:
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} ({phase}): val_crps {value:.5g}")
 
         t0, c0 = time.perf_counter(), time.process_time()
-        with epoch_reports(on_epoch):
-            fc = Forecaster.fit(self.frame, config, progress=False)
+        fc = Forecaster.fit(self.frame, config, progress=False, on_epoch=epoch_reporter(on_epoch))
         fit_seconds = time.perf_counter() - t0
         summary = fc.summary
         trial.set_user_attr("train_seconds", round(fit_seconds, 3))

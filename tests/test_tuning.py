@@ -125,24 +125,21 @@ def test_shipped_sweep_files_are_valid():
 
 
 # ------------------------------------------------------------------------------------ pruning hook
-def test_epoch_reports_sees_every_validation_and_can_stop_the_fit(work):
+def test_epoch_reporter_sees_every_validation_and_can_stop_the_fit(work):
     from forecasting.config import from_dict
     from forecasting.data import load_series
     from forecasting.forecaster import Forecaster
     from forecasting.forecaster_config import ForecasterConfig
-    from forecasting.inference import methods
-    from forecasting.tuning_hooks import epoch_reports
+    from forecasting.tuning_hooks import epoch_reporter
 
     frame = load_series(str(work / "tiny.csv"))
     config = from_dict(ForecasterConfig, BASE)
-    original = methods.fit
     seen = []
-    with epoch_reports(lambda epoch, phase, metrics: seen.append((epoch, phase, metrics["crps"]))):
-        fc = Forecaster.fit(frame, config)
+    fc = Forecaster.fit(frame, config, on_epoch=epoch_reporter(lambda epoch, phase, metrics: seen.append((epoch, phase, metrics["crps"]))))
     assert [s[0] for s in seen] == [1, 2, 3]  # 1 warm-start epoch + 2 posterior epochs, numbered across phases
-    assert seen[0][1] == "PointTask" and seen[1][1] == "VariationalTask"
+    assert seen[0][1] == "warm_start" and seen[1][1] == "posterior"
     assert np.isfinite([s[2] for s in seen]).all()
-    assert fc.summary["epochs_run"] == 2 and methods.fit is original
+    assert fc.summary["epochs_run"] == 2
 
     class Stop(Exception):
         pass
@@ -151,9 +148,8 @@ def test_epoch_reports_sees_every_validation_and_can_stop_the_fit(work):
         if epoch == 2:
             raise Stop
 
-    with pytest.raises(Stop), epoch_reports(stop):
-        Forecaster.fit(frame, config)
-    assert methods.fit is original  # restored after an exception too
+    with pytest.raises(Stop):
+        Forecaster.fit(frame, config, on_epoch=epoch_reporter(stop))
 
 
 # ------------------------------------------------------------------------------------ end to end
