@@ -11,15 +11,14 @@ server down. The process calls only the public API — :meth:`Forecaster.fit` an
     runs/<id>/baselines/deterministic/    the deterministic Koopa peer (optional)
 
 The directory is staged under a hidden temporary name and renamed when complete. Progress goes
-to ``JOB_DIR/status.json`` (replaced atomically), read by the page: the training loop logs one
-record per epoch, which a logging handler turns into status updates.
+to ``JOB_DIR/status.json`` (replaced atomically), read by the page: :meth:`Forecaster.fit` reports
+every epoch of every phase (``on_epoch``), which :func:`epoch_hook` turns into status updates.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
-import re
 import signal
 import sys
 import time
@@ -29,7 +28,6 @@ from typing import Any
 
 log = logging.getLogger("forecasting.dashboard.worker")
 
-_EPOCH = re.compile(r"^epoch (\d+):")
 
 
 class Status:
@@ -54,27 +52,23 @@ class Status:
         os.replace(tmp, self.path)
 
 
-class EpochHandler(logging.Handler):
-    """Turns the training loop's per-epoch log records into status updates (a new phase starts when
-    the epoch counter goes back to 1: the MAP warm start and the posterior are two loop runs)."""
+def epoch_hook(status: Status, phase_index: dict[str, int]):
+    """``on_epoch`` for :meth:`Forecaster.fit`: maps the fit's phases (``warm_start``, ``posterior``,
+    ``train``) to the page's phase rows and records each finished epoch."""
 
-    def __init__(self, status: Status, first_phase: int, n_phases_in_fit: int):
-        super().__init__(logging.INFO)
-        self.status, self.first_phase, self.n_phases = status, first_phase, n_phases_in_fit
-
-    def emit(self, record: logging.LogRecord) -> None:
-        m = _EPOCH.match(record.getMessage())
-        if not m:
-            return
-        epoch = int(m.group(1))
-        d = self.status.data
-        phase = d["phase"]
-        in_phase = d["phase_epochs_done"] + 1
-        if epoch <= d["last_epoch"] and phase + 1 < self.first_phase + self.n_phases:
-            phase, in_phase = phase + 1, 1  # the loop restarted: next phase of this fit
+    def on_epoch(phase: str, record: dict[str, Any]) -> None:
+        d = status.data
+        idx = phase_index.get(phase, d["phase"])
+        if idx != d["phase"]:
             d["phase_started"] = time.time()
-        self.status.update(phase=phase, last_epoch=epoch, epochs_done=d["epochs_done"] + 1, phase_epochs_done=in_phase,
-                           message=f"{d['phases'][phase][0]}: epoch {epoch} done")
+            in_phase = 1
+        else:
+            in_phase = d["phase_epochs_done"] + 1
+        epoch = int(record["epoch"])
+        status.update(phase=idx, last_epoch=epoch, epochs_done=d["epochs_done"] + 1, phase_epochs_done=in_phase,
+                      message=f"{d['phases'][idx][0]}: epoch {epoch} done")
+
+    return on_epoch
 
 
 def _load_frame(path: Path):
@@ -107,8 +101,10 @@ def run(job_dir: Path) -> int:
     job = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
     det_cfg_dict = job.get("deterministic_config")
     main_cfg = job["config"]
+    from forecasting.forecaster_config import InferenceSection
+
     phases = []
-    if main_cfg["inference"].get("warm_start_epochs", 0) > 0:
+    if main_cfg["inference"].get("warm_start_epochs", InferenceSection.warm_start_epochs) > 0:
         phases.append(("MAP warm start", int(main_cfg["inference"]["warm_start_epochs"])))
     phases.append(("ScoreVI posterior", int(main_cfg["training"]["epochs"])))
     if det_cfg_dict:
@@ -129,8 +125,6 @@ def run(job_dir: Path) -> int:
         import torch
 
         torch.set_num_threads(int(job.get("threads") or torch.get_num_threads()))
-        loop_log = logging.getLogger("forecasting.training.loop")
-        loop_log.setLevel(logging.INFO)
         status.update(message="preparing data")
         frame = _load_frame(job_dir / "frame.npz")
         config = from_dict(ForecasterConfig, main_cfg)
@@ -138,13 +132,10 @@ def run(job_dir: Path) -> int:
         final = Path(job["runs_dir"]) / job["run_id"]
         with staged_dir(final) as stage:
             n_main = len(phases) - (1 if det_cfg_dict else 0)
-            handler = EpochHandler(status, 0, n_main)
-            loop_log.addHandler(handler)
-            try:
-                status.update(phase_started=time.time(), message=f"{phases[0][0]}: training")
-                fc = Forecaster.fit(data, config)
-            finally:
-                loop_log.removeHandler(handler)
+            warm = n_main == 2
+            status.update(phase_started=time.time(), message=f"{phases[0][0]}: training")
+            fc = Forecaster.fit(data, config, on_epoch=epoch_hook(status, {"warm_start": 0, "posterior": int(warm),
+                                                                           "train": 0}))
             fc.save(stage / "model")
             write_yaml(main_cfg, stage / "config.yaml")
             summary: dict[str, Any] = {"scorevi": fc.summary}
@@ -152,12 +143,7 @@ def run(job_dir: Path) -> int:
                 status.update(phase=n_main, last_epoch=0, phase_epochs_done=0, phase_started=time.time(),
                               message=f"{phases[n_main][0]}: training")
                 det_cfg = from_dict(ForecasterConfig, det_cfg_dict)
-                handler = EpochHandler(status, n_main, 1)
-                loop_log.addHandler(handler)
-                try:
-                    det = Forecaster.fit(data, det_cfg)
-                finally:
-                    loop_log.removeHandler(handler)
+                det = Forecaster.fit(data, det_cfg, on_epoch=epoch_hook(status, {"train": n_main}))
                 det.save(stage / "baselines" / "deterministic")
                 summary["deterministic"] = det.summary
             status.update(message="saving")
