@@ -61,12 +61,12 @@ class TrainSettings:
 
 PRESETS: dict[str, TrainSettings] = {
     # A first look in well under a minute of training on a laptop CPU.
-    "quick": TrainSettings(epochs=2, warm_start_epochs=2, max_batches_per_epoch=25, time_budget_s=15.0,
+    "quick": TrainSettings(epochs=1, warm_start_epochs=3, max_batches_per_epoch=25, time_budget_s=15.0,
                            deterministic_epochs=4, backtest_windows=32),
     # The default: ETTh2 gives a forecast and the calibration view within about two minutes on CPU.
     "standard": TrainSettings(),
     # More steps; use it on a GPU or when waiting a few minutes is fine.
-    "thorough": TrainSettings(epochs=8, warm_start_epochs=3, max_batches_per_epoch=200, time_budget_s=240.0,
+    "thorough": TrainSettings(epochs=3, warm_start_epochs=8, max_batches_per_epoch=200, time_budget_s=240.0,
                               dynamic_dim=64, hidden_dim=64, num_blocks=3, val_windows=512, backtest_windows=96,
                               deterministic_epochs=6),
     # Tests and CI: seconds, not minutes (numbers are meaningless, the pipeline is real).
