@@ -28,3 +28,17 @@ def shared_data_dir() -> Path:
     if path is None:
         pytest.skip(f"benchmark data not found at {SHARED_DATA} (or $FORECASTING_DATA); see datasets/README.md")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for a whole test module, restored afterwards: the tests use small
+    tensors, where extra threads only contend on a shared CPU. A module opts in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")`` (module scope, so the module's own
+    module-scoped fixtures, e.g. trained models, run with one thread too)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

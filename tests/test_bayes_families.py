@@ -11,12 +11,7 @@ from forecasting.bayes import (DiagonalGaussian, FullGaussian, LowRankGaussian, 
 from forecasting.errors import ForecastingError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add contention on shared CPUs
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _families(dim=6, dtype=torch.float64):

@@ -26,12 +26,7 @@ def _head(out, batch):
     return -0.5 * (out - batch[1]) ** 2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_flat_params_views_and_selection():

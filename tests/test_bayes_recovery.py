@@ -9,12 +9,7 @@ from forecasting.bayes import AnalyticTarget, DiagonalGaussian, GaussianPrior, T
 N, D, NOISE, PRIOR = 200, 3, 0.5, 1.0
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _regression():

@@ -18,12 +18,7 @@ from forecasting.baselines.naive import (
 from forecasting.errors import ForecastingError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_seasonal_naive_repeats_the_last_season():

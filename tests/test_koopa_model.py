@@ -21,13 +21,7 @@ from forecasting.models.koopa import (
 from forecasting.models.koopa_presets import koopa_config_for, koopa_preset, preset_row
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small ops with several threads crawl on a busy shared CPU; restore afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(lookback=24, horizon=12, seg_len=None, channels=3, multistep=False, blocks=2, **kw) -> Koopa:

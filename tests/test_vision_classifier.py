@@ -17,13 +17,7 @@ from forecasting.evaluation.classification import brier, classification_metrics,
 from forecasting.models.vision import VisionModelConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # the CI/dev machines are shared: one intra-op thread is faster than two contending ones
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
