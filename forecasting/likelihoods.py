@@ -36,6 +36,11 @@ from forecasting.errors import ForecastingError
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
+def per_channel(scale: torch.Tensor) -> torch.Tensor:
+    """One scale per channel ``[C]``: a per-step scale ``[H, C]`` summarised by its geometric mean over steps."""
+    return scale.log().mean(0).exp() if scale.ndim == 2 else scale
+
+
 class Likelihood(nn.Module):
     """Base: a learned log-scale ``log_scale [C]`` (or ``[H, C]``) and the densities/samplers that use it.
 
@@ -89,7 +94,7 @@ class Likelihood(nn.Module):
         return {"kind": self.kind, "scale_by": "step", "horizon": int(scale.shape[0]),
                 "scale_first_step": [round(float(s), 6) for s in scale[0]],
                 "scale_last_step": [round(float(s), 6) for s in scale[-1]],
-                "scale": [round(float(s), 6) for s in scale.log().mean(0).exp()]}
+                "scale": [round(float(s), 6) for s in per_channel(scale)]}
 
 
 class GaussianLikelihood(Likelihood):
@@ -204,9 +209,7 @@ def fit_scale(likelihood: Likelihood, locs: torch.Tensor, y: torch.Tensor, steps
             break
     likelihood.log_scale.copy_(u.to(likelihood.log_scale.dtype))
     after = likelihood.scale().detach()
-    if likelihood.per_step:
-        before, after = before.log().mean(0).exp(), after.log().mean(0).exp()
-    return {"before": [float(v) for v in before.cpu()], "after": [float(v) for v in after.cpu()]}
+    return {"before": [float(v) for v in per_channel(before).cpu()], "after": [float(v) for v in per_channel(after).cpu()]}
 
 
 def build_likelihood(kind: str, n_channels: int, df: float = 4.0, init_scale: float = 0.5,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import sys
 import time
@@ -123,37 +124,29 @@ def model_section(dataset: str, horizon: int, lookback: int) -> dict[str, int]:
     from forecasting.models.koopa_presets import KOOPA_PRESETS, koopa_preset, preset_row
 
     table = KOOPA_PRESETS[preset_row(dataset)]
-    h = horizon if horizon in table else max(k for k in table if k <= horizon) if any(k <= horizon for k in table) else min(table)
+    h = max((k for k in table if k <= horizon), default=min(table))
     return {**koopa_preset(dataset, h), "seg_len": lookback // 2, "preset_horizon": h}
 
 
 def forecaster_config(dataset: str, horizon: int, method: str, seed: int, budget: ProbTSBudget, device: str):
     """The :class:`ForecasterConfig` of one method on one cell."""
-    from forecasting.bayes.config import FamilyKind
-    from forecasting.forecaster_config import (DataSection, ForecasterConfig, InferenceSection, KoopaScoreVIConfig,
-                                               LikelihoodSection, ModelSection)
-    from forecasting.training import TrainConfig
+    from forecasting.bench.prob_methods import variant_config
 
-    choice = METHODS[method]
     L = lookback_for(dataset)
     model = model_section(dataset, horizon, L)
     model.pop("preset_horizon")
-    variational = choice["method"] == "scorevi"
-    warm = budget.warm_start_epochs if variational else 0
-    inference: dict[str, Any] = {"method": choice["method"], "eval_samples": budget.eval_samples,
-                                 "warm_start_epochs": warm, "prior_center": "warm_start" if warm else "zero"}
-    if variational:
-        inference["scorevi"] = KoopaScoreVIConfig(family=FamilyKind(choice["family"]))
-    kind = choice.get("likelihood", budget.likelihood)
-    training = TrainConfig(epochs=budget.epochs - warm, batch_size=budget.batch_size, patience=budget.patience,
-                           monitor="val_crps", seed=seed, device=device, max_batches_per_epoch=budget.batches)
-    return ForecasterConfig(data=DataSection(lookback=L, horizon=horizon), model=ModelSection(**model),
-                            likelihood=LikelihoodSection(kind=kind, df=budget.df),
-                            inference=InferenceSection(**inference), training=training, device=device)
+    return variant_config(METHODS[method], lookback=L, horizon=horizon, model=model, seed=seed, device=device,
+                          epochs=budget.epochs, batches=budget.batches, warm_start_epochs=budget.warm_start_epochs,
+                          batch_size=budget.batch_size, patience=budget.patience, eval_samples=budget.eval_samples,
+                          likelihood=budget.likelihood, df=budget.df)
 
 
+@functools.lru_cache(maxsize=2)
 def load_cell(dataset: str, horizon: int, budget: ProbTSBudget, data_dir: str | None = None):
-    """Prepared data with the protocol's stride-96 test windows and strided validation windows."""
+    """Prepared data with the protocol's stride-96 test windows and strided validation windows.
+
+    Cached: every method and seed of a cell runs on the same (read-only) windows, so the file is read
+    and windowed once per cell rather than once per fit."""
     from forecasting.data.load import load_series
     from forecasting.data.registry import split_rule_for
     from forecasting.data.windows import WindowDataset, prepare

@@ -239,34 +239,49 @@ def _deepar(spec: dict[str, Any], cell: CellData) -> MethodResult:
             "info": dict(peer.info)}
 
 
-def koopa_forecaster_config(spec: dict[str, Any], n_channels: int | None = None):
-    """The :class:`ForecasterConfig` of a Koopa variant: the dataset's official Koopa preset
-    (KOOPA.md, ``seg_len = H``), the method's library defaults, and the shared budget."""
+def variant_config(choice: dict[str, Any], *, lookback: int, horizon: int, model: dict[str, Any], seed: int, device: str,
+                   epochs: int, batches: int, warm_start_epochs: int, batch_size: int, patience: int, eval_samples: int,
+                   likelihood: str, df: float):
+    """The :class:`ForecasterConfig` of one Koopa variant under a shared step budget (both protocols).
+
+    ``choice`` is a method entry (``{"method": ..., "family": ..., "likelihood": ...}``); ``epochs``
+    counts the variational methods' MAP warm start too, so every variant takes the same number of
+    optimiser steps. ``likelihood`` is the head unless the entry names its own.
+    """
     from forecasting.bayes.config import FamilyKind
     from forecasting.forecaster_config import (DataSection, ForecasterConfig, InferenceSection, KoopaScoreVIConfig,
                                                LikelihoodSection, ModelSection)
-    from forecasting.models.koopa_presets import koopa_preset
     from forecasting.training import TrainConfig
 
-    b = Budget(**spec["budget"])
-    choice = KOOPA_METHODS[spec["method"]]
-    H, L = spec["horizon"], spec["lookback"]
     variational = choice["method"] in ("scorevi", "advi")
-    warm = b.warm_start_epochs if variational else 0
-    if variational and warm >= b.koopa_epochs:
-        raise ValueError(f"warm_start_epochs ({warm}) must be < koopa_epochs ({b.koopa_epochs})")
-    inference: dict[str, Any] = {"method": choice["method"], "eval_samples": b.eval_samples,
+    warm = warm_start_epochs if variational else 0
+    if variational and warm >= epochs:
+        raise ValueError(f"warm_start_epochs ({warm}) must be < epochs ({epochs})")
+    inference: dict[str, Any] = {"method": choice["method"], "eval_samples": eval_samples,
                                  "warm_start_epochs": warm, "prior_center": "warm_start" if warm else "zero"}
     if "family" in choice:
         # The forecaster's ScoreVI defaults (not the engine's generic ones): the engine's initial
         # spread 0.05 is wider than Koopa's weights (see docs/results/scorevi_koopa_diagnosis.md).
         inference["scorevi"] = KoopaScoreVIConfig(family=FamilyKind(choice["family"]))
-    training = TrainConfig(epochs=b.koopa_epochs - warm, batch_size=b.batch_size, patience=b.patience,
-                           monitor="val_crps", seed=spec["seed"], device=spec["device"],
-                           max_batches_per_epoch=b.koopa_batches)
-    return ForecasterConfig(data=DataSection(lookback=L, horizon=H), model=ModelSection(seg_len=H, **koopa_preset(spec["dataset"], H)),
-                            likelihood=LikelihoodSection(kind=b.likelihood, df=b.df),
-                            inference=InferenceSection(**inference), training=training, device=spec["device"])
+    training = TrainConfig(epochs=epochs - warm, batch_size=batch_size, patience=patience, monitor="val_crps", seed=seed,
+                           device=device, max_batches_per_epoch=batches)
+    return ForecasterConfig(data=DataSection(lookback=lookback, horizon=horizon), model=ModelSection(**model),
+                            likelihood=LikelihoodSection(kind=choice.get("likelihood", likelihood), df=df),
+                            inference=InferenceSection(**inference), training=training, device=device)
+
+
+def koopa_forecaster_config(spec: dict[str, Any], n_channels: int | None = None):
+    """The :class:`ForecasterConfig` of a Koopa variant: the dataset's official Koopa preset
+    (KOOPA.md, ``seg_len = H``), the method's library defaults, and the shared budget."""
+    from forecasting.models.koopa_presets import koopa_preset
+
+    b = Budget(**spec["budget"])
+    H = spec["horizon"]
+    return variant_config(KOOPA_METHODS[spec["method"]], lookback=spec["lookback"], horizon=H,
+                          model={"seg_len": H, **koopa_preset(spec["dataset"], H)}, seed=spec["seed"], device=spec["device"],
+                          epochs=b.koopa_epochs, batches=b.koopa_batches, warm_start_epochs=b.warm_start_epochs,
+                          batch_size=b.batch_size, patience=b.patience, eval_samples=b.eval_samples,
+                          likelihood=b.likelihood, df=b.df)
 
 
 def _koopa(spec: dict[str, Any], cell: CellData) -> MethodResult:

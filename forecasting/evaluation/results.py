@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import math
 import os
 import platform
@@ -18,6 +19,8 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from forecasting.atomic import json_safe
+
+log = logging.getLogger(__name__)
 
 
 def host_info(device: str | torch.device = "cpu") -> dict[str, Any]:
@@ -48,8 +51,6 @@ def reusable_rows(json_path: str | Path, settings: dict, key) -> dict:
     Returns ``{key(row): row}`` for rows without an error; an unreadable file or other settings give
     ``{}`` (with a warning for the latter), so a changed budget never mixes with old numbers.
     """
-    import logging
-
     path = Path(json_path)
     if not path.exists():
         return {}
@@ -58,7 +59,7 @@ def reusable_rows(json_path: str | Path, settings: dict, key) -> dict:
     except json.JSONDecodeError:
         return {}
     if payload.get("settings") != json.loads(json.dumps(json_safe(settings))):
-        logging.getLogger(__name__).warning("--resume: %s was run with other settings; starting afresh", path)
+        log.warning("--resume: %s was run with other settings; starting afresh", path)
         return {}
     return {key(r): r for r in payload.get("rows", []) if not r.get("error")}
 

@@ -53,13 +53,6 @@ class FitContext:
     resume: bool = False
     on_epoch: Callable[[str, dict[str, Any]], None] | None = None  # (phase, epoch record), see Forecaster.fit
 
-    def hook(self, phase: str) -> Callable[[dict[str, Any]], None] | None:
-        """The training loop's per-epoch callback for ``phase`` (``train``/``warm_start``/``posterior``)."""
-        if self.on_epoch is None:
-            return None
-        on_epoch = self.on_epoch
-        return lambda record: on_epoch(phase, record)
-
 
 def fit_summary(result: FitResult) -> dict[str, Any]:
     """Plain-Python training summary for the artifact."""
@@ -82,8 +75,13 @@ def _train_config(ctx: FitContext, **changes: Any) -> TrainConfig:
     return dataclasses.replace(ctx.config.training, device=str(ctx.device), **changes)
 
 
-def _sub_run_dir(ctx: FitContext, name: str) -> Path | None:
-    return None if ctx.run_dir is None else Path(ctx.run_dir) / name
+def _fit_phase(ctx: FitContext, task: Any, phase: str, cfg: TrainConfig | None = None) -> FitResult:
+    """Run the training loop for one phase (``train``, ``warm_start`` or ``posterior``): its checkpoints
+    go to ``<run_dir>/<phase>`` and its epochs reach ``ctx.on_epoch`` tagged with the phase."""
+    on_epoch = ctx.on_epoch
+    return fit(task, ctx.data.train, ctx.data.val, cfg or _train_config(ctx),
+               None if ctx.run_dir is None else Path(ctx.run_dir) / phase, resume=ctx.resume, progress=ctx.progress,
+               on_epoch=None if on_epoch is None else lambda record: on_epoch(phase, record))
 
 
 class Runtime:
@@ -137,8 +135,7 @@ class PointRuntime(Runtime):
         if self.mc_dropout and self.config.model.dropout <= 0:
             raise ForecastingError("inference.method=mc_dropout needs model.dropout > 0 (e.g. 0.05 or 0.1)")
         task = self.point_task(ctx, "nll", mc_dropout=self.mc_dropout)
-        result = fit(task, ctx.data.train, ctx.data.val, _train_config(ctx), _sub_run_dir(ctx, "train"), resume=ctx.resume, progress=ctx.progress,
-                     on_epoch=ctx.hook("train"))
+        result = _fit_phase(ctx, task, "train")
         return fit_summary(result)
 
     @torch.no_grad()
@@ -172,8 +169,7 @@ class ConformalRuntime(Runtime):
 
     def fit(self, ctx: FitContext) -> dict[str, Any]:
         task = self.point_task(ctx, "mse")
-        result = fit(task, ctx.data.train, ctx.data.val, _train_config(ctx), _sub_run_dir(ctx, "train"), resume=ctx.resume, progress=ctx.progress,
-                     on_epoch=ctx.hook("train"))
+        result = _fit_phase(ctx, task, "train")
         residuals = []
         for x, y in iterate_batches(ctx.data.val, self.config.predict.batch_size):
             residuals.append((self.point_forecast(x.to(ctx.device)) - y.to(ctx.device)).abs().cpu())
@@ -230,9 +226,7 @@ class VariationalRuntime(Runtime):
         if inf.warm_start_epochs > 0:
             task = self.point_task(ctx, "nll", prior=GaussianPrior(inf.prior_scale), prior_names=tuple(names))
             tcfg = _train_config(ctx, epochs=inf.warm_start_epochs)
-            summary["warm_start"] = fit_summary(fit(task, ctx.data.train, ctx.data.val, tcfg,
-                                                    _sub_run_dir(ctx, "warm_start"), resume=ctx.resume, progress=ctx.progress,
-                                                    on_epoch=ctx.hook("warm_start")))
+            summary["warm_start"] = fit_summary(_fit_phase(ctx, task, "warm_start", tcfg))
         self.model.to(ctx.device).eval()
         self.likelihood.to(ctx.device)
         self.flat = FlatParams.from_module(self.model, names)
@@ -250,8 +244,7 @@ class VariationalRuntime(Runtime):
             eval_samples=inf.eval_samples, eval_batch_size=self.config.predict.batch_size, seed=self.config.training.seed,
             noise_fit=self.config.likelihood.noise_fit, noise_samples=self.config.likelihood.noise_samples,
         )
-        result = fit(task, ctx.data.train, ctx.data.val, _train_config(ctx), _sub_run_dir(ctx, "posterior"), resume=ctx.resume, progress=ctx.progress,
-                     on_epoch=ctx.hook("posterior"))
+        result = _fit_phase(ctx, task, "posterior")
         self.family = task.family.detach()
         # The network's own weights become the posterior mean, so point forecasts (and the saved
         # "model" weights) are the posterior-mean network.
