@@ -91,7 +91,11 @@ class FlatParams:
         """Views of ``theta [P]`` shaped like the module's parameters (no copies; differentiable)."""
         if theta.shape[-1] != self.size:
             raise ValueError(f"theta has {theta.shape[-1]} entries, FlatParams expects {self.size}")
-        return {s.name: theta[s.offset : s.offset + s.numel].view(s.shape) for s in self.specs}
+        # One split, not a slice per tensor: a slice's backward writes a zero gradient of full length P
+        # and adds it up, i.e. (number of tensors) × P work per score (~80 % of a ResNet-18 ScoreVI step);
+        # the split's backward is a single concatenation.
+        pieces = torch.split(theta, [s.numel for s in self.specs], dim=-1)
+        return {s.name: piece.view(*theta.shape[:-1], *s.shape) for s, piece in zip(self.specs, pieces)}
 
     def params_and_buffers(self, module: nn.Module, theta: torch.Tensor) -> dict[str, torch.Tensor]:
         """Everything ``torch.func.functional_call`` needs: θ's views + the module's fixed params and buffers.
