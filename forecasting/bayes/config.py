@@ -99,7 +99,10 @@ class ScoreVIConfig:
         pool_dtype: dtype of the pooled statistics (float64 avoids cancellation when |μ| ≫ σ).
         center_every: re-centre the pooled statistics at the current mean every this many iterations.
         newton_steps: at most this many safeguarded Newton steps for the closed-form scalar equation.
-        compile_solver: fuse each Newton step with ``torch.compile`` (large P; first call compiles).
+        compile_solver: fuse the whole closed-form update into one ``torch.compile`` kernel: ``auto``
+            (default) does so on CUDA, where it makes the update a single pass over memory, and stays
+            eager on CPU (compiling takes ~20–60 s per process; the eager update is cache-sliced).
+            A failed compilation falls back to eager with a warning.
         rank / components: low-rank factor width / mixture components.
         init_scale: initial σ of the family.
     """
@@ -120,7 +123,7 @@ class ScoreVIConfig:
     pool_dtype: Literal["float64", "float32"] = "float64"
     center_every: int = 50
     newton_steps: int = 12
-    compile_solver: bool = False
+    compile_solver: Union[bool, Literal["auto"]] = "auto"
     rank: int = 8
     components: int = 3
     init_scale: float = 0.05

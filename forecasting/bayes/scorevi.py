@@ -131,33 +131,36 @@ class ScoreVI:
         pool = state.buffers
         if state.step % cfg.center_every == 0:
             cf.recentre(pool, q_t.loc)
-        cf.pool_add(pool, thetas, grads, cfg.pool_decay)
-        if float(pool["pool_w"]) <= 2.0:
+        identity = Weighting(cfg.weighting) is Weighting.IDENTITY
+        if cfg.pool_decay * float(pool["pool_w"]) + thetas.shape[0] <= 2.0:
             # A line through ≤ 2 points per coordinate has no residual degrees of freedom: its slope
             # (hence σ) is not identified. Only pool statistics until there are more (S = 1, 2 start-up).
+            cf.pool_add(pool, thetas, grads, cfg.pool_decay)
             return {"mean_log_tau": 0.0, "max_abs_log_tau": 0.0, "skipped": 1.0}
+        if lam == 0 and cfg.proximal_adaptive == 0:
+            return self._least_squares(q, q_t, pool, thetas, grads)
+        with torch.no_grad():
+            info = cf.kl_prox_update(pool, q.loc, q.log_scale, q_t.loc, q_t.log_scale, thetas, grads,
+                                     decay=cfg.pool_decay, lam=lam, kappa=cfg.proximal_adaptive, identity=identity,
+                                     steps=cfg.newton_steps, compiled=self._compile_solver(q.device))
+        return {**info, "skipped": 0.0}
+
+    def _compile_solver(self, device: torch.device) -> bool:
+        """``compile_solver``: true/false, or ``auto`` = fuse on CUDA (one kernel pass) and stay eager on CPU."""
+        choice = self.config.compile_solver
+        return torch.device(device).type == "cuda" if choice == "auto" else bool(choice)
+
+    def _least_squares(self, q: DiagonalGaussian, q_t: DiagonalGaussian, pool, thetas, grads) -> dict[str, float]:
+        """λ = 0 without damping: the plain per-coordinate least-squares line (SCOREVI.md's unbiased step)."""
+        cf.pool_add(pool, thetas, grads, self.config.pool_decay)
         scale_t = q_t.scale
         e, a, b, g = cf.whitened_stats(pool, q_t.loc, scale_t)
-        lam_c: float | torch.Tensor = lam
-        if Weighting(cfg.weighting) is Weighting.IDENTITY:
-            # Unwhitened squared error = whitened / σ_t², i.e. a per-coordinate λ_i = λ σ_t,i².
-            lam_c = lam * scale_t.to(dt) ** 2
-        if cfg.proximal_adaptive > 0:
-            noise = cf.residual_variance(pool, scale_t, e, a, b, g) / pool["pool_w"]
-            lam_c = lam_c + cfg.proximal_adaptive * noise
-        # The statistics needed fp64 (cancellation); the per-coordinate root solve does not, and in
-        # the family's dtype it moves half the memory.
+        tau, c, u = cf.solve_kl_prox(e, a, b, g, 0.0)
         fd = q.dtype
-        if torch.is_tensor(lam_c):
-            lam_c = lam_c.to(fd)
-        diag: dict = {}
-        tau, c, u = cf.solve_kl_prox(e.to(fd), a.to(fd), b.to(fd), g.to(fd), lam_c, cfg.newton_steps, info=diag,
-                                     compiled=cfg.compile_solver)
         with torch.no_grad():
-            q.loc.copy_(q_t.loc + scale_t * c / tau)
-            q.log_scale.copy_(q_t.log_scale - 0.5 * u)
-        return {"mean_log_tau": float(u.mean()), "max_abs_log_tau": float(u.abs().max()), "skipped": 0.0,
-                "newton_steps": float(diag["newton_steps"]), "newton_unconverged": float(diag["newton_active"])}
+            q.loc.copy_(q_t.loc + scale_t * (c / tau).to(fd))
+            q.log_scale.copy_(q_t.log_scale - 0.5 * u.to(fd))
+        return {"mean_log_tau": float(u.mean()), "max_abs_log_tau": float(u.abs().max()), "skipped": 0.0}
 
     def _optimise(self, state: VIState, q_t, thetas, grads, lam: float) -> dict[str, float]:
         cfg = self.config
