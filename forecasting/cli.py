@@ -42,9 +42,31 @@ def build_parser() -> argparse.ArgumentParser:
         except ModuleNotFoundError as exc:
             if exc.name == name:  # the module is not written yet; others must still work
                 continue
+            if is_third_party(exc):
+                add_unavailable(sub, name.rsplit(".", 1)[1], exc)
+                continue
             raise
         module.register(sub)
     return parser
+
+
+def is_third_party(exc: ModuleNotFoundError) -> bool:
+    """A missing package of the install (not a missing module of this project)."""
+    return bool(exc.name) and exc.name.split(".")[0] != "forecasting"
+
+
+def add_unavailable(sub: argparse._SubParsersAction, name: str, exc: ModuleNotFoundError) -> None:
+    """Register ``name`` as a command that explains which package it lacks (a partial install, e.g.
+    a GPU machine with only torch and the scientific stack, keeps every other command working)."""
+    package = exc.name.split(".")[0]
+    parser = sub.add_parser(name, help=f"(unavailable: needs the package {package!r})", add_help=False)
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
+
+    def run(args: argparse.Namespace) -> int:
+        raise ForecastingError(f"'{name}' needs the Python package {package!r}, which is not installed here; "
+                               f"install the project with its dependencies (pip install -e .) or that package")
+
+    parser.set_defaults(func=run)
 
 
 def main(argv: list[str] | None = None) -> int:

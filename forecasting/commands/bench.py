@@ -10,6 +10,8 @@ import importlib
 import shlex
 import sys
 
+from forecasting.cli import add_unavailable, is_third_party
+
 # suite name -> (module, one-line help)
 SUITES = {
     "forecast": ("forecasting.bench.forecast", "point/probabilistic forecasting benchmark on the benchmark datasets"),
@@ -30,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         except ModuleNotFoundError as exc:
             if exc.name == module_name:
                 continue  # suite not available in this build
+            if is_third_party(exc):  # e.g. optuna missing: the other suites must still run
+                add_unavailable(suites, name, exc)
+                continue
             raise
         parser = suites.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(parser)

@@ -50,7 +50,7 @@ def _add_source_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _inspect(args: argparse.Namespace):
-    from forecasting.data.validate import inspect_source
+    from forecasting.data.validation import inspect_source
 
     read_kw = {
         "freq": args.freq, "layout": args.layout, "time_col": args.time_col, "time_format": args.time_format,
@@ -80,7 +80,7 @@ def _window_size(args: argparse.Namespace) -> tuple[int | None, int | None]:
 
 def _split_text(frame, lookback, horizon) -> tuple[str, str]:
     from forecasting.data.splits import split_borders
-    from forecasting.data.validate import window_counts
+    from forecasting.data.validation import window_counts
     from forecasting.errors import ForecastingError
 
     rule = frame.meta["split_rule"]

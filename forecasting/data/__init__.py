@@ -6,51 +6,45 @@ Typical use::
     frame = load_series("ETTh1")                       # or "vic_elec", or "my.csv"
     data = prepare(frame, lookback=96, horizon=96, rule=frame.meta["split_rule"])
 
-Imports of torch (windows) and gluonts are deferred until used; gluonts stays inside :mod:`forecasting.data.gluonts_io` functions (it is slow to import).
+Submodules are imported on first use of one of their names (polars, torch and gluonts load only
+when needed); gluonts stays inside :mod:`forecasting.data.gluonts_io` functions (it is slow to import).
 """
 from __future__ import annotations
 
-from forecasting.data.checks import MISSING_POLICIES, fill_missing
-from forecasting.data.gluonts_io import (
-    combine_items,
-    from_gluonts,
-    read_file_dataset,
-    repository_dataset,
-    to_gluonts,
-    to_long,
-)
-from forecasting.data.load import load_series
-from forecasting.data.problems import Problem
-from forecasting.data.reader import DEFAULT_MAX_BYTES, ReadOptions, read_series, scan_file
-from forecasting.data.registry import (
-    DEFAULT_DATASET,
-    REGISTRY,
-    DatasetSpec,
-    candidate_dirs,
-    dataset_names,
-    download,
-    embedded_path,
-    get_spec,
-    md5sum,
-    resolve_path,
-    split_rule_for,
-    verify,
-)
-from forecasting.data.scaling import StandardScaler
-from forecasting.data.series import SeriesFrame
-from forecasting.data.splits import SplitBorders, SplitRule, split_borders
-from forecasting.data.timeindex import infer_freq, normalise_freq, parse_timestamps
-from forecasting.data.validate import SourceReport, check_length, inspect_source, length_problems, validate, window_counts
+import importlib
 
-_LAZY = {"PreparedData", "WindowDataset", "prepare"}  # pull in torch only when windows are used
+# Every public name, by the submodule that defines it. Submodules load on first use, so that
+# ``forecasting.data.images`` (the vision pathway) works without polars, and torch/gluonts load
+# only when windows or gluonts conversions are used.
+_SOURCES = {
+    "checks": ("MISSING_POLICIES", "fill_missing"),
+    "gluonts_io": ("combine_items", "from_gluonts", "read_file_dataset", "repository_dataset", "to_gluonts", "to_long"),
+    "load": ("load_series",),
+    "problems": ("Problem",),
+    "reader": ("DEFAULT_MAX_BYTES", "ReadOptions", "read_series", "scan_file"),
+    "registry": ("DEFAULT_DATASET", "REGISTRY", "DatasetSpec", "candidate_dirs", "dataset_names", "download",
+                 "embedded_path", "get_spec", "md5sum", "resolve_path", "split_rule_for", "verify"),
+    "scaling": ("StandardScaler",),
+    "series": ("SeriesFrame",),
+    "splits": ("SplitBorders", "SplitRule", "split_borders"),
+    "timeindex": ("infer_freq", "normalise_freq", "parse_timestamps"),
+    "validation": ("SourceReport", "check_length", "inspect_source", "length_problems", "validate", "window_counts"),
+    "windows": ("PreparedData", "WindowDataset", "prepare"),
+}
+_WHERE = {name: module for module, names in _SOURCES.items() for name in names}
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        from forecasting.data import windows
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'forecasting.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"forecasting.data.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-        return getattr(windows, name)
-    raise AttributeError(f"module 'forecasting.data' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 __all__ = [
