@@ -86,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     except ForecastingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        if not is_third_party(exc):
+            raise
+        print(f"error: this command needs the Python package {exc.name.split('.')[0]!r}, which is not installed "
+              f"here; install the project with its dependencies (pip install -e .) or that package", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; outputs written so far are intact", file=sys.stderr)
         return 130
