@@ -83,6 +83,28 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+def _tuple_index_slices() -> None:
+    """Make gluonts' ``slice_along_dim`` index with a tuple, as torch requires.
+
+    gluonts 0.17 indexes with a *list* of slices, which torch deprecates (a warning on every DeepAR
+    step) and will read as a tensor index in a future release — DeepAR would then break. The
+    replacement returns exactly what the original does today. Its two callers live in the same module
+    and look it up there at call time, so rebinding the module attribute is enough.
+    """
+    import gluonts.torch.util as gt_util
+
+    if getattr(gt_util.slice_along_dim, "_tuple_index", False):
+        return
+
+    def slice_along_dim(a: torch.Tensor, dim: int, slice_: slice) -> torch.Tensor:
+        idx = [slice(None)] * a.dim()
+        idx[dim] = slice_
+        return a[tuple(idx)]
+
+    slice_along_dim._tuple_index = True  # type: ignore[attr-defined]
+    gt_util.slice_along_dim = slice_along_dim
+
+
 class _WindowBatches:
     """``num_batches`` random training batches per iteration, as dicts of DeepAR inputs."""
 
@@ -177,6 +199,7 @@ class DeepARPeer:
         import lightning.pytorch as pl
         from gluonts.torch.model.deepar.lightning_module import DeepARLightningModule
 
+        _tuple_index_slices()
         t0 = time.perf_counter()
         torch.manual_seed(seed)
         lags = list(self.lags_seq) if self.lags_seq else default_lags(freq, lookback, season)
