@@ -69,3 +69,17 @@ def test_compiled_update_matches_eager():
     assert torch.allclose(log_scale_c, log_scale_e, atol=1e-4)
     for key in pool:
         assert torch.allclose(pool[key], eager_pool[key], rtol=1e-12, atol=1e-12), key
+
+
+def test_compile_solver_auto_rule():
+    """``auto`` fuses the update only on CUDA and only for large networks; true/false are obeyed."""
+    from forecasting.bayes.config import ScoreVIConfig
+    from forecasting.bayes.scorevi import COMPILE_MIN_DIM, ScoreVI
+
+    auto = ScoreVI(ScoreVIConfig())
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert not auto._compile_solver(cpu, 10 * COMPILE_MIN_DIM)
+    assert not auto._compile_solver(cuda, COMPILE_MIN_DIM - 1)
+    assert auto._compile_solver(cuda, COMPILE_MIN_DIM)
+    assert ScoreVI(ScoreVIConfig(compile_solver=True))._compile_solver(cpu, 10)
+    assert not ScoreVI(ScoreVIConfig(compile_solver=False))._compile_solver(cuda, 10 * COMPILE_MIN_DIM)

@@ -100,9 +100,10 @@ class ScoreVIConfig:
         center_every: re-centre the pooled statistics at the current mean every this many iterations.
         newton_steps: at most this many safeguarded Newton steps for the closed-form scalar equation.
         compile_solver: fuse the whole closed-form update into one ``torch.compile`` kernel: ``auto``
-            (default) does so on CUDA, where it makes the update a single pass over memory, and stays
-            eager on CPU (compiling takes ~20–60 s per process; the eager update is cache-sliced).
-            A failed compilation falls back to eager with a warning.
+            (default) does so on CUDA for networks of ≥ 4 M parameters (ResNet/ViT scale), where it
+            makes the update a single pass over memory, and stays eager otherwise (compiling takes
+            ~20–60 s per process; the eager update is cache-sliced). A failed compilation falls back
+            to eager with a warning.
         rank / components: low-rank factor width / mixture components.
         init_scale: initial σ of the family.
     """

@@ -56,6 +56,9 @@ def scorevi_loss(q: VariationalFamily, q_t: VariationalFamily, thetas: torch.Ten
     return sm + lam * d
 
 
+COMPILE_MIN_DIM = 1 << 22  # ``compile_solver: auto`` fuses the update on CUDA from this many parameters
+
+
 class ScoreVI:
     """ScoreVI behind the common interface ``init / update / sample``."""
 
@@ -142,13 +145,20 @@ class ScoreVI:
         with torch.no_grad():
             info = cf.kl_prox_update(pool, q.loc, q.log_scale, q_t.loc, q_t.log_scale, thetas, grads,
                                      decay=cfg.pool_decay, lam=lam, kappa=cfg.proximal_adaptive, identity=identity,
-                                     steps=cfg.newton_steps, compiled=self._compile_solver(q.device))
+                                     steps=cfg.newton_steps, compiled=self._compile_solver(q.device, q.dim))
         return {**info, "skipped": 0.0}
 
-    def _compile_solver(self, device: torch.device) -> bool:
-        """``compile_solver``: true/false, or ``auto`` = fuse on CUDA (one kernel pass) and stay eager on CPU."""
+    def _compile_solver(self, device: torch.device, dim: int) -> bool:
+        """``compile_solver``: true/false, or ``auto`` = fuse on CUDA for large networks (P ≥ 4 M).
+
+        There the update's few hundred full-length kernels cost more than the network's step, and one
+        fused pass pays back its compilation (tens of seconds, once per process) within a few hundred
+        steps. Smaller networks (Koopa presets: P < 1 M) and the CPU stay eager: no start-up delay.
+        """
         choice = self.config.compile_solver
-        return torch.device(device).type == "cuda" if choice == "auto" else bool(choice)
+        if choice == "auto":
+            return torch.device(device).type == "cuda" and dim >= COMPILE_MIN_DIM
+        return bool(choice)
 
     def _least_squares(self, q: DiagonalGaussian, q_t: DiagonalGaussian, pool, thetas, grads) -> dict[str, float]:
         """λ = 0 without damping: the plain per-coordinate least-squares line (SCOREVI.md's unbiased step)."""
