@@ -46,7 +46,12 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except ForecastingError as exc:
                 errors.append(str(exc))
-        raise ForecastingError(errors[0] if errors else f"{where}: invalid value {value!r}")
+        if not errors:
+            raise ForecastingError(f"{where}: invalid value {value!r}")
+        # every alternative's reason, e.g. "x: expected true/false, got 'yes'; or 'yes' is not one of ['auto']"
+        prefix = f"{where}: "
+        rest = [e[len(prefix):] if e.startswith(prefix) else e for e in errors[1:]]
+        raise ForecastingError("; or ".join([errors[0], *rest]))
     if origin is typing.Literal:
         allowed = typing.get_args(annotation)
         if value not in allowed:
