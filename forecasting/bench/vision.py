@@ -32,6 +32,7 @@ DEFAULT_BACKBONES = ("resnet_tiny", "vit_tiny")
 #: split (MNIST-1500, MAP warm start, one VI epoch, T ∈ {1, 0.01, 0.001}, ScoreVI val NLL): at T = 1 the
 #: mean-field posterior's σ grows until the sampled networks underfit (docs/results/vision_analysis.md).
 DEFAULT_TEMPERATURE = 0.001
+DEFAULT_ADVI_LR = 1e-3  # Adam learning rate of ADVI (chosen on validation NLL; see vision_analysis.md)
 METHODS = ("deterministic", "mc_dropout", "advi", "scorevi")
 
 
@@ -49,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="calibration mode: ADVI/ScoreVI epochs after the MAP warm start (default 3, quick 1)")
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
                         help="likelihood temperature T of every method (prior and likelihood are shared; default %(default)s)")
+    parser.add_argument("--advi-lr", type=float, default=DEFAULT_ADVI_LR,
+                        help="ADVI's Adam learning rate (default %(default)s; see vision_analysis.md for its selection)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: 1 on CPU — on a shared machine 2 threads thrash; see notes)")
     parser.add_argument("--mc-samples", type=int, default=None,
@@ -74,12 +77,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def bench_config(arch: str, method: str, epochs: int, batch_size: int, mc_samples: int, predict_samples: int,
-                 seed: int, device: str, vi_epochs: int | None = None, temperature: float = 1.0):
+                 seed: int, device: str, vi_epochs: int | None = None, temperature: float = 1.0,
+                 advi_lr: float = DEFAULT_ADVI_LR):
     """The classifier config every method of the benchmark uses (only ``method`` differs).
 
     Settings chosen before the benchmark and never against its goals: prior N(θ_init, 1²), temperature
     ``temperature`` (the calibration benchmark passes ``--temperature``, chosen on validation data);
-    MAP with Adam lr 3e-3; ADVI Adam lr 1e-3 (its default-scale choice; no grid, for time);
+    MAP with Adam lr 3e-3; ADVI Adam lr ``advi_lr`` (the benchmark's ``--advi-lr``, chosen on validation
+    NLL over a grid — see ``docs/results/vision_analysis.md``);
     ScoreVI closed form with λ_t = 1·(1 + 0.1 t) (picked over constant λ = 1 and λ = 10 on the
     *validation* split of MNIST-1500, 2 epochs); both VI methods start from the same MAP weights with
     σ = 1e-3 and use the same S.
@@ -94,7 +99,7 @@ def bench_config(arch: str, method: str, epochs: int, batch_size: int, mc_sample
         prior=PriorConfig(scale=1.0, center="init"),
         scorevi=ScoreVIConfig(mc_samples=mc_samples, init_scale=init_scale, proximal_weight=1.0,
                               proximal_schedule=Schedule.LINEAR, proximal_growth=0.1),
-        advi=ADVIConfig(mc_samples=mc_samples, init_scale=init_scale, lr=1e-3),
+        advi=ADVIConfig(mc_samples=mc_samples, init_scale=init_scale, lr=advi_lr),
     )
     bayes = method in ("advi", "scorevi")
     return ClassifierConfig(
@@ -140,7 +145,7 @@ def run_calibration(args: argparse.Namespace) -> int:
             row = {"dataset": "mnist5000", "model": arch, "method": method}
             try:
                 cfg = bench_config(arch, method, epochs, batch_size, mc_samples, args.predict_samples, args.seed,
-                                   str(device), vi_epochs, args.temperature)
+                                   str(device), vi_epochs, args.temperature, args.advi_lr)
                 t0 = time.perf_counter()
                 if method in ("deterministic", "mc_dropout"):
                     # One MAP training serves deterministic and MC dropout (the same network predicted with
@@ -206,7 +211,7 @@ def _config_dict(arch, epochs, batch_size, mc_samples, args, vi_epochs) -> dict:
     from forecasting.config import to_dict
 
     return to_dict(bench_config(arch, "scorevi", epochs, batch_size, mc_samples, args.predict_samples, args.seed, "cpu",
-                                vi_epochs, args.temperature))
+                                vi_epochs, args.temperature, args.advi_lr))
 
 
 def evaluate_goals(rows: list[dict], backbones: list[str]) -> list[dict]:
