@@ -20,6 +20,7 @@ _REPO = Path(__file__).resolve().parents[1]
 if str(_REPO) not in sys.path:  # `streamlit run app/dashboard.py` puts app/ on the path, not the repo
     sys.path.insert(0, str(_REPO))
 
+import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from app.components import data_source as ds  # noqa: E402
@@ -127,10 +128,16 @@ def data_section(max_mb: int):
         return None, data_settings
     frames = loaded.frames
     frame = frames[0]
+    ss.pop("all_items_source", None)
     if len(frames) > 1:
         items = [str(f.item_id) for f in frames]
         pick = st.sidebar.selectbox(f"Series to model ({len(items)} items)", items, key=f"item_{source}")
         frame = frames[items.index(pick)]
+        if mapping.item_col or det.item_col:  # the Forecast tab can forecast every item with the run's model
+            ss["all_items_source"] = {"path": str(loaded.path or source), "n": len(frames),
+                                      "item_col": mapping.item_col or det.item_col,
+                                      "time_col": mapping.time_col or det.time_col,
+                                      "target_cols": mapping.target_cols or det.target_cols}
     problems = ds.window_problems(frame, data_settings.lookback, data_settings.horizon, data_settings.split_rule())
     start, end = str(frame.timestamps[0])[:19], str(frame.timestamps[-1])[:19]
     st.caption(f"**{name}**{f' · item {frame.item_id}' if frame.item_id else ''}: {frame.length:,} rows × "
@@ -279,11 +286,41 @@ def results_section(frame, data_settings) -> None:
     with tab_f, _guard():  # a problem in one view leaves the others standing
         result = _forecast(active["model"], digest, train.samples, fc, frame)
         views.forecast_view(result, key=active["label"])
+    if ss.get("all_items_source"):
+        with tab_f, _guard():
+            all_items_section(fc, active, train.samples)
     with tab_c, _guard():
         calib = _calibration(active["model"], digest, train.backtest_windows, train.samples, fc, frame, det)
         views.calibration_view(calib, key=active["label"])
     with tab_r:
         st.json({"run": active["path"], "summary": fc.summary}, expanded=False)
+
+
+def all_items_section(fc, active: dict, n_samples: int) -> None:
+    """Forecast every item of a long-format upload with the active run (the CLI's ``forecasting predict``)."""
+    src = ss["all_items_source"]
+    st.divider()
+    st.markdown(f"**All {src['n']} items.** The run was trained on one item; it can forecast every item of the "
+                f"upload, each from its own last {fc.lookback} rows (as `forecasting predict` does).")
+    key = (active["model"], src["path"], src["item_col"], src["time_col"], src["target_cols"], n_samples)
+    if st.button(f"Forecast all {src['n']} items", key="forecast_all_items"):
+        from app.components.forecast import forecast_all_items
+
+        with st.spinner(f"Forecasting {src['n']} items ..."):
+            ss["all_items_result"] = (key, forecast_all_items(fc, src["path"], src["item_col"], src["time_col"],
+                                                              src["target_cols"], n_samples=n_samples))
+    done = ss.get("all_items_result")
+    if not done or done[0] != key:
+        return
+    res = done[1]
+    st.caption(f"{res.items} items forecast in {res.seconds:.1f} s"
+               + (f"; {len(res.skipped)} skipped" if res.skipped else ""))
+    if res.skipped:
+        with st.expander(f"Skipped items ({len(res.skipped)})"):
+            st.dataframe(pd.DataFrame(res.skipped, columns=["item", "reason"]), hide_index=True)
+    if res.items:
+        st.download_button(f"Download forecasts of all {res.items} items (CSV)", res.csv,
+                           file_name="forecast_all_items.csv", mime="text/csv", key="download_all_items")
 
 
 def main() -> None:

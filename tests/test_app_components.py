@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,3 +147,36 @@ def test_dashboard_command(capsys):
     assert "--runs-dir" in out and out.strip().endswith("somewhere")
     assert main(["dashboard", "--dry-run", "--port", "0"]) == 2
     assert "--port" in capsys.readouterr().err
+
+
+def test_forecast_all_items_of_a_long_upload(tmp_path):
+    """Every item of a long upload is forecast with the run's model; a broken item is skipped, not fatal."""
+    import io
+
+    from app.components.forecast import forecast_all_items
+    from forecasting.data.series import SeriesFrame
+    from forecasting.forecaster import Forecaster
+
+    t = pd.date_range("2022-01-01", periods=400, freq="D")
+    rng = np.random.default_rng(0)
+    parts = [pd.DataFrame({"store": name, "day": t, "sales": 10 * (k + 1) + np.sin(np.arange(400) / 7) + 0.1 * rng.standard_normal(400)})
+             for k, name in enumerate(["north", "south", "east"])]
+    long = pd.concat(parts, ignore_index=True)
+    long = long.drop(long[(long["store"] == "east")].index[-5])  # a gap inside east's last window
+    path = tmp_path / "stores.csv"
+    long.sample(frac=1.0, random_state=0).to_csv(path, index=False)  # any row order
+    north = parts[0]
+    frame = SeriesFrame("north", north["day"].to_numpy(dtype="datetime64[ns]"), north[["sales"]].to_numpy(float),
+                        ("sales",), "D")
+    fc = Forecaster.fit(frame, from_dict(ForecasterConfig, {
+        "data": {"lookback": 28, "horizon": 7},
+        "model": {"seg_len": 7, "dynamic_dim": 4, "hidden_dim": 8, "hidden_layers": 1, "num_blocks": 1},
+        "inference": {"method": "deterministic"}, "training": {"epochs": 1, "max_batches_per_epoch": 2},
+        "device": "cpu"}))
+    out = forecast_all_items(fc, path, "store", "day", ("sales",), n_samples=20)
+    table = pd.read_csv(io.BytesIO(out.csv))
+    assert out.items == 2 and [item for item, _ in out.skipped] == ["east"]
+    assert sorted(table["item_id"].unique()) == ["north", "south"] and len(table) == 2 * 7
+    south = table[table["item_id"] == "south"]
+    assert pd.to_datetime(south["timestamp"]).min() == t[-1] + pd.Timedelta("1D")
+    assert south["median"].between(15, 25).all()  # south's level is 20: each item continues its own history

@@ -144,3 +144,19 @@ def test_long_format_upload_offers_item_selection(app: AppTest):
     assert any("item south" in c and "1,000 rows" in c for c in _texts(at.caption)), _texts(at.caption)
     mapping = at.sidebar.selectbox(key=[s.key for s in at.sidebar.selectbox if s.key and s.key.startswith("item_col_")][0])
     assert mapping.value == "item_id"
+
+
+def test_long_format_upload_forecasts_every_item(app: AppTest):
+    """Train on one item of a long upload, then forecast all items from the Forecast tab (CSV download)."""
+    t = pd.date_range("2022-01-01", periods=600, freq="D")
+    rows = [f"{i},{ts.date()},{v:.3f}" for k, i in enumerate(("north", "south", "west"))
+            for ts, v in zip(t, np.sin(np.arange(600) / 5) + 10 * (k + 1))]
+    at = _upload(app, "stores.csv", ("item_id,timestamp,target\n" + "\n".join(rows) + "\n").encode())
+    at.sidebar.number_input(key="lookback").set_value(28)
+    at.sidebar.number_input(key="horizon").set_value(7)
+    at.sidebar.button(key="train").click().run()
+    assert not at.exception and not at.error, _texts(at.error)
+    at.button(key="forecast_all_items").click().run()
+    assert not at.exception and not at.error, _texts(at.error)
+    assert any("3 items forecast" in c for c in _texts(at.caption)), _texts(at.caption)
+    assert any(d.label == "Download forecasts of all 3 items (CSV)" for d in at.get("download_button"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,3 +65,39 @@ def forecast_for(forecaster: Any, frame: SeriesFrame, n_samples: int = 100, seed
     pred = forecaster.predict(frame, n_samples=n_samples, seed=seed)
     n_hist = min(frame.length, history or max(forecaster.lookback, 6 * forecaster.horizon))
     return ForecastResult(pred, frame.timestamps[-n_hist:], np.asarray(frame.values[-n_hist:]), tuple(forecaster.columns))
+
+
+@dataclass
+class AllItemsForecast:
+    """Forecasts of every item of a long-format upload: the CSV bytes and what was (not) forecast."""
+
+    csv: bytes
+    items: int
+    skipped: list[tuple[str, str]]  # (item, reason)
+    seconds: float
+
+
+def forecast_all_items(forecaster: Any, source: str | Path, item_col: str, time_col: str | None,
+                       target_cols: tuple[str, ...] | None, n_samples: int = 100, seed: int = 0) -> AllItemsForecast:
+    """Forecast every item of the file ``source`` with ``forecaster`` — the CLI's ``forecasting predict``.
+
+    Uses the streaming batch predictor (:func:`forecasting.batch_predict.predict_files`): each item
+    continues from its own last ``L`` rows, in batches, and the table has one row per item and step
+    (``item_id``, ``timestamp``, ``mean``, ``median``, quantiles). Items whose last ``L`` rows are
+    incomplete, irregular or too short are skipped and listed, not fatal.
+
+    Raises:
+        ForecastingError: the file's columns do not fit the model (e.g. another number of channels).
+    """
+    import tempfile
+
+    from forecasting.batch_predict import InputSpec, PredictOptions, predict_files
+
+    value_col = target_cols[0] if target_cols and len(target_cols) == 1 and len(forecaster.columns) == 1 else None
+    spec = InputSpec(item_col=item_col, time_col=time_col, value_col=value_col)
+    options = PredictOptions(n_samples=n_samples, seed=seed, on_invalid="skip", progress=False)
+    with tempfile.TemporaryDirectory(prefix="forecast-all-") as tmp:
+        out = Path(tmp) / "forecast_all_items.csv"
+        summary = predict_files(forecaster, source, out, options, spec)
+        data = out.read_bytes() if out.is_file() else b""
+    return AllItemsForecast(data, summary.series, list(summary.skipped), summary.seconds)
