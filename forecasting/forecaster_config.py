@@ -101,10 +101,13 @@ class LikelihoodSection:
             (calibrates weight spread + noise together; default), ``sample`` = expected NLL under
             q (variational EM; over-dispersed while q is wide), ``mean`` = NLL at the posterior mean.
         noise_samples: posterior draws per step for ``predictive``/``sample``.
-        calibrate: variational methods only. ``validation`` re-fits the per-channel scale after
-            training by maximising the predictive-mixture likelihood of the validation windows
-            under the fitted posterior (:func:`forecasting.likelihoods.fit_scale`; the analogue of
-            split-conformal, which calibrates on the same windows); ``none`` keeps the training fit.
+        calibrate: variational methods only. ``validation`` re-fits the scales after training by
+            maximising the predictive-mixture likelihood of the validation windows under the fitted
+            posterior (:func:`forecasting.likelihoods.fit_scale`; the analogue of split-conformal,
+            which calibrates on the same windows); ``none`` keeps the training fit; ``shrink``
+            (default) takes the geometric mean of the two — the most robust when the validation
+            period is calmer or more volatile than what follows (lowest mean and worst-case CRPS
+            regret forward in time in ``docs/results/noise_calibration.md``).
     """
 
     kind: Literal["gaussian", "student_t"] = "gaussian"
@@ -114,7 +117,7 @@ class LikelihoodSection:
     lr: float = 1e-2
     noise_fit: Literal["predictive", "sample", "mean"] = "predictive"
     noise_samples: int = 4
-    calibrate: Literal["none", "validation"] = "validation"
+    calibrate: Literal["none", "validation", "shrink"] = "shrink"
 
     def __post_init__(self) -> None:
         if self.df <= 0 or self.init_scale <= 0 or self.lr <= 0 or self.noise_samples < 1:

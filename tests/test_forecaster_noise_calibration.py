@@ -85,6 +85,18 @@ def test_validation_calibration_follows_a_calmer_validation_period(tmp_path):
     np.testing.assert_allclose(loaded.likelihood.scale().detach().numpy(), cal.likelihood.scale().detach().numpy())
 
 
+def test_shrink_calibration_is_the_geometric_mean_of_training_and_validation_fits():
+    data = _shifted_series()
+    raw = Forecaster.fit(data, _cfg("none"))
+    val = Forecaster.fit(data, _cfg("validation"))
+    shrink = Forecaster.fit(data, _cfg("shrink"))
+    info = shrink.summary["noise_calibration"]
+    assert info["rule"] == "shrink" and info["validation_fit"] == val.summary["noise_calibration"]["after"]
+    log = lambda fc: fc.likelihood.log_scale.detach()  # noqa: E731
+    torch.testing.assert_close(log(shrink), 0.5 * (log(raw) + log(val)), rtol=1e-5, atol=1e-5)
+    assert ForecasterConfig().likelihood.calibrate == "shrink"  # the default (noise_calibration.md)
+
+
 def test_per_step_calibration_recovers_noise_growing_along_the_horizon():
     # Residual std 0.1 at the first step rising to 1.0 at the last, two channels (one 3x wider):
     # a per-step head recovers each step's scale; a per-channel head can only fit their pool.

@@ -33,7 +33,7 @@ from forecasting.inference.params import select_parameters
 from forecasting.inference.point_task import PointTask
 from forecasting.inference.predictive import SampledForward, repeated_forward
 from forecasting.inference.variational_task import VariationalTask
-from forecasting.likelihoods import Likelihood, fit_scale
+from forecasting.likelihoods import Likelihood, fit_scale, per_channel
 from forecasting.training import FitResult, TrainConfig, fit, iterate_batches
 
 logger = logging.getLogger(__name__)
@@ -252,17 +252,24 @@ class VariationalRuntime(Runtime):
         summary.update(fit_summary(result))
         summary["parameters"] = self.flat.size
         summary["posterior_std_mean"] = float(self.family.variance().mean().sqrt())
-        if self.config.likelihood.calibrate == "validation":
+        if self.config.likelihood.calibrate in ("validation", "shrink"):
             summary["noise_calibration"] = self._calibrate_noise(ctx)
         return summary
 
     @torch.no_grad()
     def _calibrate_noise(self, ctx: FitContext, max_windows: int = 512, draws: int = 32) -> dict[str, Any]:
-        """Re-fit the per-channel noise on validation windows under the fitted posterior
-        (:func:`forecasting.likelihoods.fit_scale`; the Bayesian analogue of split-conformal)."""
+        """Re-fit the noise scales on validation windows under the fitted posterior
+        (:func:`forecasting.likelihoods.fit_scale`; the Bayesian analogue of split-conformal).
+
+        ``calibrate: shrink`` then takes the geometric mean of the training fit and the validation
+        re-fit: a hedge for series whose validation period is calmer or more volatile than what
+        follows (docs/results/noise_calibration.md: lowest mean and worst-case CRPS regret forward in
+        time on four datasets and two heads).
+        """
+        rule = self.config.likelihood.calibrate
         val = ctx.data.val
         if len(val) == 0:
-            logger.warning("likelihood.calibrate=validation: no validation windows; noise left as trained")
+            logger.warning("likelihood.calibrate=%s: no validation windows; noise left as trained", rule)
             return {"skipped": "no validation windows"}
         idx = torch.linspace(0, len(val) - 1, min(max_windows, len(val))).round().long().unique()
         x, y = val.batch(idx)
@@ -270,9 +277,15 @@ class VariationalRuntime(Runtime):
         thetas = self.family.sample(draws, gen)
         self.model.eval()
         locs = self._forward()(thetas, x.to(ctx.device))
+        trained = self.likelihood.log_scale.detach().clone()
         out = fit_scale(self.likelihood, locs, y.to(ctx.device))
-        logger.info("noise recalibrated on %d validation windows: %s -> %s", len(idx), out["before"], out["after"])
-        return {"windows": int(len(idx)), "draws": draws, **out}
+        if rule == "shrink":
+            out["validation_fit"] = out["after"]
+            self.likelihood.log_scale.copy_(0.5 * (trained + self.likelihood.log_scale))
+            out["after"] = [float(v) for v in per_channel(self.likelihood.scale().detach()).cpu()]
+        logger.info("noise recalibrated (%s) on %d validation windows: %s -> %s", rule, len(idx), out["before"],
+                    out["after"])
+        return {"rule": rule, "windows": int(len(idx)), "draws": draws, **out}
 
     def _forward(self) -> SampledForward:
         assert self.flat is not None
