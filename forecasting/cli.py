@@ -55,16 +55,19 @@ def is_third_party(exc: ModuleNotFoundError) -> bool:
     return bool(exc.name) and exc.name.split(".")[0] != "forecasting"
 
 
+def missing_package_message(what: str, exc: ModuleNotFoundError) -> str:
+    return (f"{what} needs the Python package {exc.name.split('.')[0]!r}, which is not installed here; "
+            f"install the project with its dependencies (pip install -e .) or that package")
+
+
 def add_unavailable(sub: argparse._SubParsersAction, name: str, exc: ModuleNotFoundError) -> None:
     """Register ``name`` as a command that explains which package it lacks (a partial install, e.g.
     a GPU machine with only torch and the scientific stack, keeps every other command working)."""
-    package = exc.name.split(".")[0]
-    parser = sub.add_parser(name, help=f"(unavailable: needs the package {package!r})", add_help=False)
+    parser = sub.add_parser(name, help=f"(unavailable: needs the package {exc.name.split('.')[0]!r})", add_help=False)
     parser.add_argument("rest", nargs=argparse.REMAINDER)
 
     def run(args: argparse.Namespace) -> int:
-        raise ForecastingError(f"'{name}' needs the Python package {package!r}, which is not installed here; "
-                               f"install the project with its dependencies (pip install -e .) or that package")
+        raise ForecastingError(missing_package_message(f"'{name}'", exc))
 
     parser.set_defaults(func=run)
 
@@ -89,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         if not is_third_party(exc):
             raise
-        print(f"error: this command needs the Python package {exc.name.split('.')[0]!r}, which is not installed "
-              f"here; install the project with its dependencies (pip install -e .) or that package", file=sys.stderr)
+        print(f"error: {missing_package_message('this command', exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; outputs written so far are intact", file=sys.stderr)

@@ -41,6 +41,17 @@ def per_channel(scale: torch.Tensor) -> torch.Tensor:
     return scale.log().mean(0).exp() if scale.ndim == 2 else scale
 
 
+def channel_scales(likelihood: "Likelihood") -> list[float]:
+    """The head's current scale per channel as plain floats (for summaries and logs)."""
+    return [float(v) for v in per_channel(likelihood.scale().detach()).cpu()]
+
+
+def shrink_log_scale(trained: torch.Tensor, refit: torch.Tensor) -> torch.Tensor:
+    """``likelihood.calibrate: shrink``: the geometric mean of the training fit and the validation
+    re-fit of the scales (in log σ: their average) — see docs/results/noise_calibration.md."""
+    return 0.5 * (trained + refit)
+
+
 class Likelihood(nn.Module):
     """Base: a learned log-scale ``log_scale [C]`` (or ``[H, C]``) and the densities/samplers that use it.
 
@@ -201,7 +212,7 @@ def fit_scale(likelihood: Likelihood, locs: torch.Tensor, y: torch.Tensor, steps
     Returns:
         ``{"before": [C], "after": [C]}`` scales (plain floats; per step: geometric mean over steps).
     """
-    before = likelihood.scale().detach().clone()
+    before = channel_scales(likelihood)
     log0 = likelihood.log_scale.detach().clone()
     resid = (y.unsqueeze(0) - locs).to(torch.float64)  # [K, N, H, C]
     if not likelihood.per_step:
@@ -224,8 +235,7 @@ def fit_scale(likelihood: Likelihood, locs: torch.Tensor, y: torch.Tensor, steps
         if float(step.abs().max()) < 1e-6:
             break
     likelihood.log_scale.copy_(u.to(likelihood.log_scale.dtype))
-    after = likelihood.scale().detach()
-    return {"before": [float(v) for v in per_channel(before).cpu()], "after": [float(v) for v in per_channel(after).cpu()]}
+    return {"before": before, "after": channel_scales(likelihood)}
 
 
 def build_likelihood(kind: str, n_channels: int, df: float = 4.0, init_scale: float = 0.5,

@@ -26,7 +26,7 @@ from forecasting.data import load_series
 from forecasting.evaluation.metrics import coverage, crps
 from forecasting.forecaster import Forecaster, _prepare
 from forecasting.forecaster_config import read_forecaster_config
-from forecasting.likelihoods import fit_scale
+from forecasting.likelihoods import fit_scale, shrink_log_scale
 
 
 def main(name: str, overrides: list[str]) -> dict:
@@ -53,7 +53,7 @@ def main(name: str, overrides: list[str]) -> dict:
         return head.log_scale.detach().clone()
 
     rules = {"train": trained, "validation": refit(v1), "recent": refit(v1[len(v1) // 2:])}
-    rules["shrink"] = 0.5 * (rules["train"] + rules["validation"])
+    rules["shrink"] = shrink_log_scale(rules["train"], rules["validation"])  # exactly what calibrate: shrink does
     gen = torch.Generator().manual_seed(7)
     draws = torch.arange(100) % thetas.shape[0]
     target = y[v2].numpy()

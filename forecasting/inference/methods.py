@@ -33,7 +33,7 @@ from forecasting.inference.params import select_parameters
 from forecasting.inference.point_task import PointTask
 from forecasting.inference.predictive import SampledForward, repeated_forward
 from forecasting.inference.variational_task import VariationalTask
-from forecasting.likelihoods import Likelihood, fit_scale, per_channel
+from forecasting.likelihoods import Likelihood, channel_scales, fit_scale, shrink_log_scale
 from forecasting.training import FitResult, TrainConfig, fit, iterate_batches
 
 logger = logging.getLogger(__name__)
@@ -281,8 +281,8 @@ class VariationalRuntime(Runtime):
         out = fit_scale(self.likelihood, locs, y.to(ctx.device))
         if rule == "shrink":
             out["validation_fit"] = out["after"]
-            self.likelihood.log_scale.copy_(0.5 * (trained + self.likelihood.log_scale))
-            out["after"] = [float(v) for v in per_channel(self.likelihood.scale().detach()).cpu()]
+            self.likelihood.log_scale.copy_(shrink_log_scale(trained, self.likelihood.log_scale))
+            out["after"] = channel_scales(self.likelihood)
         logger.info("noise recalibrated (%s) on %d validation windows: %s -> %s", rule, len(idx), out["before"],
                     out["after"])
         return {"rule": rule, "windows": int(len(idx)), "draws": draws, **out}
