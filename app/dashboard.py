@@ -3,7 +3,7 @@
 Start it with ``forecasting dashboard`` (binds 127.0.0.1:8501) or
 ``streamlit run app/dashboard.py -- --runs-dir runs``. The page is a thin surface over the
 public API — the data layer's reader/validation, ``Forecaster.fit/predict/save/load`` (training
-runs in a background process, see :mod:`app.components.jobs`) and ``forecasting.backtest`` —
+runs in a background process, see :mod:`app.components.jobs`) and ``forecasting.forecaster.backtest`` —
 and it reads and writes the same ``runs/<id>/`` directories as the CLI.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from app.components import data_source as ds  # noqa: E402
 from app.components import settings as cfg  # noqa: E402
 from app.components import views  # noqa: E402
 from app.components.jobs import TrainJob, list_runs  # noqa: E402
-from forecasting.errors import ForecastingError  # noqa: E402
+from forecasting.core.errors import ForecastingError  # noqa: E402
 
 RUNS_ENV = "FORECASTING_RUNS_DIR"
 SAMPLE = "Built-in sample (vic_elec: half-hourly electricity demand)"
@@ -51,7 +51,7 @@ def _read(source: str, mapping: ds.Mapping, max_bytes: int) -> ds.Loaded:
 
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=8)
 def _load_model(path: str, mtime: float):  # noqa: ARG001 - mtime: a re-saved artifact is a new cache entry
-    from forecasting.forecaster import Forecaster
+    from forecasting.forecaster.api import Forecaster
 
     return Forecaster.load(path, device="auto")
 
@@ -185,8 +185,8 @@ def model_section(frame, data_settings, runs_dir: Path):
     if st.sidebar.button("Train", type="primary", key="train", disabled=frame is None or busy):
         try:
             config = cfg.forecaster_config_dict(data_settings, train)
-            from forecasting.config import from_dict
-            from forecasting.forecaster_config import ForecasterConfig
+            from forecasting.core.config import from_dict
+            from forecasting.forecaster.config import ForecasterConfig
 
             from_dict(ForecasterConfig, config)  # invalid settings -> the same message as the CLI, before any work
         except ForecastingError as exc:
@@ -199,7 +199,7 @@ def model_section(frame, data_settings, runs_dir: Path):
             ss.active = cached
             st.sidebar.info("Already trained with this data and these settings: showing that run.")
             return
-        from forecasting.commands.common import new_run_id
+        from forecasting.cli.commands.common import new_run_id
 
         run_id = new_run_id(f"dashboard-{frame.name}")
         det = cfg.deterministic_config_dict(config, train) if train.deterministic else None

@@ -1,6 +1,6 @@
 """``python -m forecasting`` == the ``forecasting`` console script."""
 import sys
 
-from forecasting.cli import main
+from forecasting.cli.entry import main
 
 sys.exit(main())

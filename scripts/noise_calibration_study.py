@@ -24,9 +24,9 @@ import torch
 
 from forecasting.data import load_series
 from forecasting.evaluation.metrics import coverage, crps
-from forecasting.forecaster import Forecaster, _prepare
-from forecasting.forecaster_config import read_forecaster_config
-from forecasting.likelihoods import fit_scale, shrink_log_scale
+from forecasting.forecaster.api import Forecaster, _prepare
+from forecasting.forecaster.config import read_forecaster_config
+from forecasting.models.heads import fit_scale, shrink_log_scale
 
 
 def main(name: str, overrides: list[str]) -> dict:

@@ -3,7 +3,7 @@
 Origins are every ``H`` rows of the forecaster's own **test** split (the last part of the data,
 never used for training or early stopping), at most ``max_windows`` of them, evenly spaced. The
 ScoreVI-Koopa model and the deterministic Koopa peer are scored with
-:func:`forecasting.backtest.score` (the scoring behind ``forecasting backtest``); the seasonal-naive
+:func:`forecasting.forecaster.backtest.score` (the scoring behind ``forecasting backtest``); the seasonal-naive
 peer (:mod:`forecasting.baselines.naive`, empirical multi-step residual intervals from the
 training rows) is scored on the same origins with
 :func:`forecasting.evaluation.metrics.evaluate_forecast`.
@@ -91,7 +91,7 @@ class CalibrationResult:
 
 def season_for(freq: str | None, lookback: int) -> int:
     """Seasonal period of the naive peer: the daily/weekly/yearly cycle of ``freq``, 1 when unknown or > lookback."""
-    from forecasting.commands.common import season_for_freq
+    from forecasting.cli.commands.common import season_for_freq
 
     m = season_for_freq(freq) or 1
     return m if 1 <= m <= lookback else 1
@@ -102,7 +102,7 @@ def run_calibration(forecaster: Any, frame: SeriesFrame, *, deterministic: Any =
     """Backtest ``forecaster`` (and its peers) on the last part of ``frame``.
 
     Args:
-        forecaster: the fitted ScoreVI-Koopa :class:`~forecasting.forecaster.Forecaster`.
+        forecaster: the fitted ScoreVI-Koopa :class:`~forecasting.forecaster.api.Forecaster`.
         frame: the series it was trained on (its test split is scored).
         deterministic: the fitted deterministic Koopa peer, or ``None`` to leave it out.
         max_windows: forecast origins (every ``H`` rows, evenly thinned to this many).
@@ -111,7 +111,7 @@ def run_calibration(forecaster: Any, frame: SeriesFrame, *, deterministic: Any =
     Raises:
         ForecastingError: the test split cannot hold a window, or the frame lacks the model's channels.
     """
-    from forecasting.backtest import align, origins, score
+    from forecasting.forecaster.backtest import align, origins, score
     from forecasting.data.splits import split_borders
 
     frame = align(forecaster, frame)

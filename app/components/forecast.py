@@ -10,7 +10,7 @@ import pandas as pd
 
 from app.components.settings import BAND_LEVELS, TABLE_QUANTILES
 from forecasting.data.series import SeriesFrame
-from forecasting.prediction import Prediction, quantile_column
+from forecasting.forecaster.prediction import Prediction, quantile_column
 
 
 @dataclass
@@ -59,7 +59,7 @@ def forecast_for(forecaster: Any, frame: SeriesFrame, n_samples: int = 100, seed
         ForecastingError: the frame lacks the model's channels, is shorter than the lookback, or
             has another frequency.
     """
-    from forecasting.backtest import align
+    from forecasting.forecaster.backtest import align
 
     frame = align(forecaster, frame)
     pred = forecaster.predict(frame, n_samples=n_samples, seed=seed)
@@ -81,7 +81,7 @@ def forecast_all_items(forecaster: Any, source: str | Path, item_col: str, time_
                        target_cols: tuple[str, ...] | None, n_samples: int = 100, seed: int = 0) -> AllItemsForecast:
     """Forecast every item of the file ``source`` with ``forecaster`` — the CLI's ``forecasting predict``.
 
-    Uses the streaming batch predictor (:func:`forecasting.batch_predict.predict_files`): each item
+    Uses the streaming batch predictor (:func:`forecasting.forecaster.batch.predict.predict_files`): each item
     continues from its own last ``L`` rows, in batches, and the table has one row per item and step
     (``item_id``, ``timestamp``, ``mean``, ``median``, quantiles). Items whose last ``L`` rows are
     incomplete, irregular or too short are skipped and listed, not fatal.
@@ -91,7 +91,7 @@ def forecast_all_items(forecaster: Any, source: str | Path, item_col: str, time_
     """
     import tempfile
 
-    from forecasting.batch_predict import InputSpec, PredictOptions, predict_files
+    from forecasting.forecaster.batch.predict import InputSpec, PredictOptions, predict_files
 
     value_col = target_cols[0] if target_cols and len(target_cols) == 1 and len(forecaster.columns) == 1 else None
     spec = InputSpec(item_col=item_col, time_col=time_col, value_col=value_col)

@@ -1,7 +1,7 @@
 """What the dashboard's widgets choose, as plain data: training presets, the forecaster config, cache keys.
 
 Nothing here imports Streamlit, so the logic is testable on its own and the page stays thin.
-The dashboard builds an ordinary :class:`~forecasting.forecaster_config.ForecasterConfig` — the
+The dashboard builds an ordinary :class:`~forecasting.forecaster.config.ForecasterConfig` — the
 same object the CLI loads from YAML — and keys every cached result by a hash of the data and
 that config, so moving a widget that does not change either never retrains.
 """
@@ -110,7 +110,7 @@ def forecaster_config_dict(data: DataSettings, train: TrainSettings, device: str
 
     ScoreVI (diagonal family) with a short MAP warm start and the prior centred at it: the
     posterior then describes uncertainty around a fitted network, which is what a short
-    interactive budget can afford (see :mod:`forecasting.forecaster`).
+    interactive budget can afford (see :mod:`forecasting.forecaster.api`).
     """
     rule = data.split_rule()
     return {

@@ -101,7 +101,7 @@ def run(job_dir: Path) -> int:
     job = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
     det_cfg_dict = job.get("deterministic_config")
     main_cfg = job["config"]
-    from forecasting.forecaster_config import InferenceSection
+    from forecasting.forecaster.config import InferenceSection
 
     phases = []
     if main_cfg["inference"].get("warm_start_epochs", InferenceSection.warm_start_epochs) > 0:
@@ -116,11 +116,11 @@ def run(job_dir: Path) -> int:
 
     signal.signal(signal.SIGTERM, _term)
     try:
-        from forecasting.commands.common import staged_dir, write_json
-        from forecasting.config import from_dict, write_yaml
-        from forecasting.device import describe_device, resolve_device
-        from forecasting.forecaster import Forecaster
-        from forecasting.forecaster_config import ForecasterConfig
+        from forecasting.cli.commands.common import staged_dir, write_json
+        from forecasting.core.config import from_dict, write_yaml
+        from forecasting.core.device import describe_device, resolve_device
+        from forecasting.forecaster.api import Forecaster
+        from forecasting.forecaster.config import ForecasterConfig
 
         import torch
 
@@ -167,7 +167,7 @@ def run(job_dir: Path) -> int:
         status.update(state="cancelled", message="cancelled; no run directory was written", finished=time.time())
         return 130
     except Exception as exc:  # noqa: BLE001 - reported to the page; bugs keep their traceback in the job log
-        from forecasting.errors import ForecastingError
+        from forecasting.core.errors import ForecastingError
 
         user = isinstance(exc, ForecastingError)
         if not user:

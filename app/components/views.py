@@ -17,7 +17,7 @@ def device_panel() -> dict[str, Any]:
     """GPU name and memory when CUDA is available (training and prediction then run there), else CPU."""
     import torch
 
-    from forecasting.device import describe_device, resolve_device
+    from forecasting.core.device import describe_device, resolve_device
 
     info = describe_device(resolve_device("auto"))
     st.subheader("Device")

@@ -40,7 +40,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from forecasting.device import resolve_device
+from forecasting.core.device import resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from forecasting.errors import ForecastingError
+from forecasting.core.errors import ForecastingError
 
 SEASONS: dict[str, int] = {"ETTh1": 24, "ETTh2": 24, "exchange_rate": 7, "national_illness": 52}
 

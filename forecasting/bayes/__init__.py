@@ -5,7 +5,7 @@ log-likelihood over a flat parameter vector θ ∈ R^P, a prior and a variationa
 
 Typical use with a network::
 
-    from forecasting.bayes import (FlatParams, GaussianPrior, Target, build, module_log_likelihood)
+    from forecasting.bayes import FlatParams, GaussianPrior, Target, build, module_log_likelihood
 
     flat = FlatParams.from_module(model)                       # all params (or names / predicate)
     loglik = module_log_likelihood(model, flat, head_fn)       # head_fn(outputs, batch) -> [B]

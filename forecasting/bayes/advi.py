@@ -13,7 +13,7 @@ from forecasting.bayes.config import ADVIConfig, FamilyKind
 from forecasting.bayes.families import VariationalFamily, make_family
 from forecasting.bayes.scorevi import _make_optimizer
 from forecasting.bayes.state import VIState
-from forecasting.errors import ForecastingError
+from forecasting.core.errors import ForecastingError
 
 
 class ADVI:

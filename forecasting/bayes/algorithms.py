@@ -6,14 +6,14 @@ from typing import Any, Callable, Protocol
 import torch
 
 from forecasting.bayes.advi import ADVI
-from forecasting.bayes.config import (ADVIConfig, BaMConfig, GSMConfig, InferenceConfig, Method, ScoreVIConfig)
+from forecasting.bayes.config import ADVIConfig, BaMConfig, GSMConfig, InferenceConfig, Method, ScoreVIConfig
 from forecasting.bayes.dense import GSM, BaM
 from forecasting.bayes.family_base import VariationalFamily
 from forecasting.bayes.scorevi import ScoreVI
 from forecasting.bayes.state import VIState
 from forecasting.bayes.target import Target, make_prior
-from forecasting.config import from_dict
-from forecasting.errors import ForecastingError
+from forecasting.core.config import from_dict
+from forecasting.core.errors import ForecastingError
 
 
 class Algorithm(Protocol):

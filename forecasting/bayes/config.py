@@ -2,7 +2,7 @@
 
 Every open choice of SCOREVI.md is a field here; defaults were picked by the synthetic benchmark
 (``forecasting bench inference``; see ``docs/results/inference.md``). Load from YAML with
-``forecasting.config.from_dict(InferenceConfig, {...})`` — unknown keys and bad enum values are
+``forecasting.core.config.from_dict(InferenceConfig, {...})`` — unknown keys and bad enum values are
 errors with a did-you-mean.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
-from forecasting.errors import ForecastingError
+from forecasting.core.errors import ForecastingError
 
 
 class Method(str, enum.Enum):

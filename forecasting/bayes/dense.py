@@ -19,7 +19,7 @@ import torch
 from forecasting.bayes.config import BaMConfig, GSMConfig
 from forecasting.bayes.families import FullGaussian, VariationalFamily, make_family
 from forecasting.bayes.state import VIState
-from forecasting.errors import ForecastingError
+from forecasting.core.errors import ForecastingError
 
 
 def gsm_step(x: torch.Tensor, v: torch.Tensor, mu0: torch.Tensor, cov0: torch.Tensor):

@@ -28,8 +28,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from forecasting.distributed import all_reduce, collective, is_distributed, rank, world_size
-from forecasting.errors import ForecastingError
+from forecasting.core.distributed import all_reduce, collective, is_distributed, rank, world_size
+from forecasting.core.errors import ForecastingError
 
 SAMPLE_MODES = ("shared", "split")
 
@@ -86,7 +86,7 @@ class DistributedTarget:
 
 
 def _all_gather(tensor: torch.Tensor, what: str) -> torch.Tensor:
-    from forecasting.distributed import _comm_device
+    from forecasting.core.distributed import _comm_device
 
     buf = tensor.detach().to(_comm_device())
     out = [torch.empty_like(buf) for _ in range(world_size())]
@@ -148,7 +148,7 @@ def state_divergence(tree: Any) -> float:
     ``state_dict()``) and rank 0's, maximised over ranks (0.0 when single-process). Collective."""
     if not is_distributed():
         return 0.0
-    from forecasting.distributed import broadcast_object
+    from forecasting.core.distributed import broadcast_object
 
     mine = _flat_floats(tree)
     ref = broadcast_object(mine, 0, "broadcasting rank 0's state for the sync check")
@@ -161,7 +161,7 @@ def broadcast_state(state_dict: dict[str, Any]) -> dict[str, Any]:
     """Rank 0's state dict on every rank (tensors travel via CPU); load it to re-synchronise."""
     if not is_distributed():
         return state_dict
-    from forecasting.distributed import broadcast_object
+    from forecasting.core.distributed import broadcast_object
 
     return broadcast_object(_to_cpu(state_dict) if rank() == 0 else None, 0, "broadcasting the variational state")
 

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Sequence, Union
 import torch
 from torch import nn
 
-from forecasting.errors import ForecastingError
+from forecasting.core.errors import ForecastingError
 
 Selector = Union[None, Sequence[str], Callable[[str, nn.Parameter], bool]]
 

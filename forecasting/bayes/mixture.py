@@ -11,7 +11,7 @@ import math
 import torch
 
 from forecasting.bayes.family_base import LOG_2PI, VariationalFamily
-from forecasting.errors import ForecastingError
+from forecasting.core.errors import ForecastingError
 
 
 class MixtureDiagonalGaussian(VariationalFamily):

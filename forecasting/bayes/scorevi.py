@@ -21,7 +21,7 @@ from forecasting.bayes import closed_form as cf
 from forecasting.bayes.config import FamilyKind, OptimizerKind, Proximal, Schedule, ScoreVIConfig, Solver, Weighting
 from forecasting.bayes.families import DiagonalGaussian, VariationalFamily, make_family
 from forecasting.bayes.state import VIState
-from forecasting.errors import ForecastingError
+from forecasting.core.errors import ForecastingError
 
 
 def scorevi_loss(q: VariationalFamily, q_t: VariationalFamily, thetas: torch.Tensor, grads: torch.Tensor,

@@ -60,9 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args, method: str, device: str, steps: int, precision: str = "fp32"):
-    from forecasting.config import from_dict
-    from forecasting.forecaster_config import ForecasterConfig
-    from forecasting.models.koopa_presets import koopa_preset
+    from forecasting.core.config import from_dict
+    from forecasting.forecaster.config import ForecasterConfig
+    from forecasting.models.koopa.presets import koopa_preset
 
     h = args.horizon
     return from_dict(ForecasterConfig, {
@@ -107,7 +107,7 @@ def _prepared(args):
 
     path = Path(args.data_dir) / "ETTh2.csv"
     if not path.is_file():
-        from forecasting.errors import ForecastingError
+        from forecasting.core.errors import ForecastingError
 
         raise ForecastingError(f"{path} not found; pass --data-dir with ETTh2.csv (see datasets/README.md)")
     frame = _read_etth2(path)
@@ -121,7 +121,7 @@ def _prepared(args):
 def _phase(args, prep, method: str, device: str, steps: int, precision: str = "fp32", predict_windows: int = 0) -> dict:
     import torch
 
-    from forecasting.forecaster import Forecaster
+    from forecasting.forecaster.api import Forecaster
     from forecasting.training import METRICS_LOG, read_metrics_log
 
     on_gpu = device.startswith("cuda")
@@ -173,7 +173,7 @@ def _vision(args, device: str, out_dir: Path) -> list[dict]:
     if model == "none":
         return []
     try:
-        import forecasting.bench.vision_gpu  # noqa: F401 - the check exists in this build
+        import forecasting.bench.vision.gpu  # noqa: F401 - the check exists in this build
     except ModuleNotFoundError:
         return [{"model": model, "error": "vision paper-scale check not present in this build"}]
     vis_out = out_dir / "gpu_vision"
@@ -195,7 +195,7 @@ def _vision(args, device: str, out_dir: Path) -> list[dict]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from forecasting.device import describe_device, resolve_device
+    from forecasting.core.device import describe_device, resolve_device
     from forecasting.evaluation.results import host_info, peak_rss_mb, write_results
 
     t_start = time.perf_counter()

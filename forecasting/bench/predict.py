@@ -77,12 +77,12 @@ VARIANTS = {
 
 
 def run(args: argparse.Namespace) -> int:
-    from forecasting.commands.common import load_run_config
-    from forecasting.commands.demo import find_config
+    from forecasting.cli.commands.common import load_run_config
+    from forecasting.cli.commands.demo import find_config
     from forecasting.data import load_series
-    from forecasting.errors import ForecastingError
+    from forecasting.core.errors import ForecastingError
     from forecasting.evaluation.results import write_results
-    from forecasting.forecaster import Forecaster
+    from forecasting.forecaster.api import Forecaster
 
     t_start = time.perf_counter()
     load_start = [round(v, 1) for v in os.getloadavg()]
@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------ pieces
 def _series(fc, frame, count: int):
     """``count`` evenly spaced test-split origins: histories ``[N, L, 1]``, targets ``[N, H, 1]``, start rows."""
-    from forecasting.backtest import origins
+    from forecasting.forecaster.backtest import origins
 
     org = origins(fc, frame, "test", step=1)
     idx = _subset(len(org.x), count)
@@ -214,7 +214,7 @@ def peak_rss_of_self_mb() -> float | None:
 _MEASURE = (
     "import json, sys\n"
     "from forecasting.bench.predict import peak_rss_of_self_mb\n"
-    "from forecasting.cli import main\n"
+    "from forecasting.cli.entry import main\n"
     "out = sys.argv[1]; sys.argv = ['forecasting'] + sys.argv[2:]\n"
     "try:\n"
     "    code = main(sys.argv[1:])\n"
@@ -276,7 +276,7 @@ def _r(value: float | None) -> float | None:
 
 def _koopa_samples(fc, x: np.ndarray, n_samples: int, batch: int) -> np.ndarray:
     """Original-scale samples ``[S, N, H, 1]`` in batches (for CRPS)."""
-    from forecasting.batch_predict import batch_seed
+    from forecasting.forecaster.batch.predict import batch_seed
 
     out = []
     for k, lo in enumerate(range(0, len(x), batch)):

@@ -26,7 +26,7 @@ import pandas as pd
 from forecasting.data.checks import MissingPolicy, RawSeries, Where, check_series
 from forecasting.data.problems import raise_first
 from forecasting.data.series import SeriesFrame
-from forecasting.errors import ForecastingError
+from forecasting.core.errors import ForecastingError
 
 log = logging.getLogger(__name__)
 

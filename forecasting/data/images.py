@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from forecasting.errors import ForecastingError
+from forecasting.core.errors import ForecastingError
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from forecasting.data.problems import raise_first
 from forecasting.data.series import SeriesFrame
 from forecasting.data.validation import inspect_source
-from forecasting.errors import ForecastingError
+from forecasting.core.errors import ForecastingError
 
 log = logging.getLogger(__name__)
 

@@ -2,14 +2,14 @@
 
 A :class:`Problem` knows *where* (file, item, column, row, file line) and *what to do*
 (``hint``). ``forecasting data validate`` prints every problem; :func:`read_series`
-raises the first as a :class:`~forecasting.errors.ForecastingError`, so both paths
+raises the first as a :class:`~forecasting.core.errors.ForecastingError`, so both paths
 produce the same one-line message.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from forecasting.errors import ForecastingError
+from forecasting.core.errors import ForecastingError
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from forecasting.data.splits import SplitRule
-from forecasting.errors import ForecastingError
+from forecasting.core.errors import ForecastingError
 
 log = logging.getLogger(__name__)
 

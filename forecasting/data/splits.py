@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from forecasting.errors import ForecastingError
+from forecasting.core.errors import ForecastingError
 
 SplitKind = Literal["ett_months", "ratio"]
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from forecasting.errors import ForecastingError
+from forecasting.core.errors import ForecastingError
 
 # Candidate formats, most specific first. ``%#z`` accepts ``Z``, ``+01:00`` and ``+0100``.
 TIME_FORMATS: tuple[str, ...] = (

@@ -15,7 +15,7 @@ from forecasting.data.reader import ReadOptions, scan_file
 from forecasting.data.registry import DatasetSpec, require_spec, embedded_path, get_spec, md5sum, resolve_path, spec_for_file
 from forecasting.data.series import SeriesFrame
 from forecasting.data.splits import SplitRule, split_borders
-from forecasting.errors import ForecastingError
+from forecasting.core.errors import ForecastingError
 
 
 def window_counts(n_rows: int, lookback: int, horizon: int, rule: SplitRule, freq: str | None = None) -> dict[str, int]:

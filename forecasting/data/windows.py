@@ -15,7 +15,7 @@ import torch
 from forecasting.data.scaling import StandardScaler
 from forecasting.data.series import SeriesFrame
 from forecasting.data.splits import SplitBorders, SplitRule, split_borders
-from forecasting.errors import ForecastingError
+from forecasting.core.errors import ForecastingError
 
 
 class WindowDataset(torch.utils.data.Dataset):

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
-from forecasting.atomic import json_safe
+from forecasting.core.atomic import json_safe
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from forecasting.errors import ForecastingError
+from forecasting.core.errors import ForecastingError
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from forecasting import distributed as dist_env
-from forecasting.device import resolve_device
-from forecasting.errors import ForecastingError
+from forecasting.core import distributed as dist_env
+from forecasting.core.device import resolve_device
+from forecasting.core.errors import ForecastingError
 from forecasting.training import accel, parallel
 
 log = logging.getLogger(__name__)

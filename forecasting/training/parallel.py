@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from forecasting.bayes.distributed import DistributedTarget, average_gradients_before_step, broadcast_state, state_divergence
-from forecasting.distributed import all_reduce, broadcast_object
+from forecasting.core.distributed import all_reduce, broadcast_object
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _optimizers(task: Any) -> list[torch.optim.Optimizer]:
 def reduce_step(loss: float, out_of_time: bool) -> tuple[float, bool]:
     """Rank-mean loss and "any rank is out of time" (one collective per step)."""
     t = all_reduce(torch.tensor([loss, 1.0 if out_of_time else 0.0], dtype=torch.float64), "sum", "reducing the step loss")
-    from forecasting.distributed import world_size
+    from forecasting.core.distributed import world_size
 
     return float(t[0]) / world_size(), bool(t[1] > 0)
 

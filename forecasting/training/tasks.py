@@ -101,7 +101,7 @@ class DeterministicKoopaTask(DeterministicTask):
     """Deterministic Koopa (MSE on scaled data, the paper's training); also reports least-squares fallbacks.
 
     Args:
-        model: a :class:`forecasting.models.koopa.Koopa`.
+        model: a :class:`forecasting.models.koopa.module.Koopa`.
         lr: initial Adam learning rate (paper: 1e-3).
         schedule: ``"paper"`` or ``"constant"``.
         eval_batch_size: evaluation batch size.

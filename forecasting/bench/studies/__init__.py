@@ -1,0 +1,1 @@
+"""One-off studies whose results are committed under docs/results (each records its command)."""

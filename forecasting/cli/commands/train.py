@@ -1,0 +1,152 @@
+"""``forecasting train``: fit a forecaster from a config and write a self-contained run directory.
+
+``runs/<id>/`` holds::
+
+    config.yaml      the resolved config (dataset + every forecaster setting, defaults filled in)
+    model/           the artifact (safetensors + JSON, checksummed) read by predict/evaluate/backtest
+    metrics.json     test-split metrics (original and scaled), unless --no-eval
+    run.json         command, data source, timings, versions, training summary
+    train/           per-epoch metrics.jsonl and checkpoints of the training loop
+
+The directory is built under a hidden temporary name and renamed when complete: a failed or
+interrupted run leaves nothing that looks like a finished run. The run directory is the last
+line on stdout, so ``RUN=$(forecasting train ...)`` works in scripts.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+from forecasting.cli.commands.common import (
+    add_data_arguments,
+    command_line,
+    load_frame,
+    load_run_config,
+    new_run_id,
+    positive_int,
+    season_for_freq,
+    staged_dir,
+    write_json,
+)
+from forecasting.core.errors import ForecastingError
+
+log = logging.getLogger(__name__)
+
+EPILOG = """examples:
+  forecasting train --config configs/ETTh1.yaml
+  forecasting train --config configs/demo.yaml --set training.epochs=1 --set training.max_batches_per_epoch=20
+  forecasting train --config configs/ETTh2.yaml --data my_copy_of_ETTh2.csv --out runs/ --run-id etth2-a
+  RUN=$(forecasting train --config configs/exchange_rate.yaml) && forecasting evaluate --model "$RUN"
+
+The config is YAML: an optional top-level 'dataset' (registry name or file) and the forecaster
+sections data/model/likelihood/inference/optim/training/predict/device; unknown keys are errors."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="fit a forecaster from a config; writes runs/<id>/",
+                       description="Fit a forecaster (default: ScoreVI-Koopa) and write runs/<id>/ with the resolved "
+                                   "config, the model artifact and test metrics. Prints the run directory.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", "-c", required=True, help="YAML config (see configs/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set training.epochs=2 --set inference.method=advi (repeatable)")
+    add_data_arguments(p, help_text="data to train on: a .csv/.parquet file or a registered name (default: the config's 'dataset')")
+    p.add_argument("--out", default="runs", help="parent folder of run directories (default: runs/)")
+    p.add_argument("--run-id", help="name of the run directory (default: <config>-<UTC time>-<suffix>)")
+    p.add_argument("--device", help="auto, cpu or cuda (default: the config's device)")
+    p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation")
+    p.add_argument("--eval-samples", type=positive_int, default=100, help="predictive samples per test window (default 100)")
+    p.add_argument("--eval-windows", type=int, default=500,
+                   help="evaluate on at most this many evenly spaced test windows (0 = all; default 500)")
+    p.add_argument("--threads", type=positive_int,
+                   help="torch CPU threads (default: torch's choice; 1 is often faster for small models or on a busy machine)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
+    config, dataset, resolved = load_run_config(args.config, overrides, args.data)
+    if not dataset:
+        raise ForecastingError(f"{args.config} names no dataset; pass --data PATH_OR_NAME or add 'dataset: NAME' to the config")
+    frame = load_frame(dataset, args, config.data.missing)
+    from forecasting.core.distributed import init_distributed, is_main_process
+
+    init_distributed(timeout=config.training.dist_timeout_s)  # no-op unless launched by torchrun
+    if not is_main_process():  # torchrun: the other ranks only take part in the fit; rank 0 writes the run
+        from forecasting.forecaster.api import Forecaster
+
+        Forecaster.fit(frame, config, progress=False)
+        return 0
+    run_id = args.run_id or new_run_id(Path(args.config).stem)
+    final = Path(args.out) / run_id
+    result = train_run(config, resolved, frame, dataset, final, args, progress=not args.quiet)
+    _print_summary(result, final)
+    print(final)
+    return 0
+
+
+def train_run(config, resolved: dict, frame, dataset: str, final: Path, args: argparse.Namespace | None = None,
+              progress: bool = True) -> dict:
+    """Fit, save and (unless ``--no-eval``) evaluate into the run directory ``final`` (built atomically)."""
+    evaluate = not getattr(args, "no_eval", False)
+    eval_samples = getattr(args, "eval_samples", 100)
+    eval_windows = getattr(args, "eval_windows", 500)
+    with staged_dir(final) as tmp:
+        fc, record = fit_into(tmp, config, resolved, frame, dataset, progress)
+        if evaluate:
+            scores = evaluate_into(tmp, fc, frame, record, eval_samples, eval_windows or None, progress)
+            record["metrics"], record["metrics_scaled"] = scores.metrics, scores.metrics_scaled
+        write_json(tmp / "run.json", record)
+    return record
+
+
+def fit_into(run_dir: Path, config, resolved: dict, frame, dataset: str, progress: bool = True):
+    """Write ``config.yaml``, fit (checkpoints under ``train/``), save ``model/``; returns ``(forecaster, run record)``."""
+    from forecasting.core.config import write_yaml
+    from forecasting.forecaster.api import Forecaster
+
+    record: dict = {"command": command_line(), "dataset": dataset, "series": frame.name, "rows": frame.length,
+                    "columns": list(frame.columns), "freq": frame.freq}
+    write_yaml(resolved, run_dir / "config.yaml")
+    t0 = time.perf_counter()
+    fc = Forecaster.fit(frame, config, run_dir=run_dir / "train", progress=progress)
+    record["seconds"] = {"fit": round(time.perf_counter() - t0, 3)}
+    fc.save(run_dir / "model")
+    record["training_summary"] = fc.summary
+    return fc, record
+
+
+def evaluate_into(run_dir: Path, fc, frame, record: dict, samples: int = 100, max_windows: int | None = 500,
+                  progress: bool = True):
+    """Score the test split and write ``metrics.json``; returns the :class:`~forecasting.forecaster.backtest.Scores`."""
+    from forecasting.forecaster.backtest import evaluate_split
+
+    t1 = time.perf_counter()
+    scores = evaluate_split(fc, frame, "test", samples, seed=fc.config.predict.seed, max_windows=max_windows,
+                            season=season_for_freq(fc.freq), progress=progress)
+    record["seconds"]["evaluate"] = round(time.perf_counter() - t1, 3)
+    record["test"] = {"windows": scores.n_windows, "samples": scores.n_samples}
+    write_json(run_dir / "metrics.json", {"split": "test", "windows": scores.n_windows, "samples": scores.n_samples,
+                                          "metrics": scores.metrics, "metrics_scaled": scores.metrics_scaled,
+                                          "reliability": scores.reliability})
+    return scores
+
+
+def _print_summary(record: dict, final: Path) -> None:
+    import sys
+
+    secs = record.get("seconds", {})
+    line = f"trained {record['training_summary'].get('method', '?')} on {record['series']} in {secs.get('fit', 0):.1f}s"
+    m = record.get("metrics_scaled")
+    if m:
+        orig = record.get("metrics", {})
+        line += (f"; test ({record['test']['windows']} windows): mse {m['mse']:.4f}, mae {m['mae']:.4f} (scaled), "
+                 f"crps {orig.get('crps', float('nan')):.4g}, coverage_90 {orig.get('coverage_90', float('nan')):.3f}")
+    print(line, file=sys.stderr)

@@ -1,0 +1,207 @@
+"""Configs as data: YAML -> frozen dataclasses, unknown keys rejected, dotted overrides.
+
+One place turns plain dictionaries into (nested) frozen dataclasses so that every
+config in the project gets the same behaviour:
+
+* unknown keys are an error with a "did you mean" suggestion,
+* values are checked against the field's annotated type (int/float/str/bool/tuple/Enum),
+* ``--set a.b=3`` overrides are parsed as YAML scalars and applied before validation.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from forecasting.core.errors import ForecastingError
+
+T = TypeVar("T")
+
+
+def _suggest(key: str, choices: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check/convert one value against a field annotation; dataclasses recurse."""
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ForecastingError as exc:
+                errors.append(str(exc))
+        if not errors:
+            raise ForecastingError(f"{where}: invalid value {value!r}")
+        # every alternative's reason, e.g. "x: expected true/false, got 'yes'; or 'yes' is not one of ['auto']"
+        prefix = f"{where}: "
+        rest = [e[len(prefix):] if e.startswith(prefix) else e for e in errors[1:]]
+        raise ForecastingError("; or ".join([errors[0], *rest]))
+    if origin is typing.Literal:
+        allowed = typing.get_args(annotation)
+        if value not in allowed:
+            raise ForecastingError(f"{where}: {value!r} is not one of {list(allowed)}{_suggest(str(value), map(str, allowed))}")
+        return value
+    if origin in (tuple, list):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            value = [value]
+        args = typing.get_args(annotation)
+        inner = args[0] if args else Any
+        items = [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ForecastingError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(annotation):
+        if isinstance(value, annotation):
+            return value
+        if not isinstance(value, dict):
+            raise ForecastingError(f"{where}: expected a mapping of {annotation.__name__} fields, got {value!r}")
+        return from_dict(annotation, value, where)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        try:
+            return annotation(value)
+        except ValueError:
+            allowed = [m.value for m in annotation]
+            raise ForecastingError(
+                f"{where}: {value!r} is not one of {allowed}{_suggest(str(value), map(str, allowed))}"
+            ) from None
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ForecastingError(f"{where}: expected true/false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ForecastingError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ForecastingError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ForecastingError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
+    """Build dataclass ``cls`` from ``data``; unknown keys are an error naming the closest field."""
+    data = dict(data or {})
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        key = unknown[0]
+        prefix = f"{where}." if where else ""
+        raise ForecastingError(
+            f"unknown config key {prefix}{key!r}{_suggest(key, fields)}; valid keys here: {sorted(fields)}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        path = f"{where}.{name}" if where else name
+        kwargs[name] = _coerce(value, hints[name], path)
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ForecastingError(f"{where or cls.__name__}: {exc}") from exc
+    return obj
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass (nested) -> plain YAML-safe dict; Enums become their values, tuples lists."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def parse_overrides(items: typing.Sequence[str]) -> list[tuple[list[str], Any]]:
+    """``["a.b=3", "c=[1,2]"]`` -> ``[(["a","b"], 3), (["c"], [1, 2])]`` (values parsed as YAML)."""
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise ForecastingError(f"override {item!r} must look like key.subkey=value")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ForecastingError(f"override {item!r} has an empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ForecastingError(f"override {item!r}: value is not valid YAML ({exc})") from exc
+        out.append((key.split("."), value))
+    return out
+
+
+def apply_overrides(data: dict[str, Any], items: typing.Sequence[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with dotted overrides applied (unknown keys caught later by from_dict)."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for path, value in parse_overrides(items):
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ForecastingError(f"override {'.'.join(path)}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with a clear error for a missing file or bad syntax."""
+    path = Path(path)
+    if not path.is_file():
+        raise ForecastingError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ForecastingError(f"{path}: invalid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ForecastingError(f"{path}: the top level must be a mapping of config sections")
+    return data
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> T:
+    """YAML file (optional) + dotted overrides -> validated frozen dataclass ``cls``."""
+    data = read_yaml(path) if path is not None else {}
+    data = apply_overrides(data, overrides)
+    return from_dict(cls, data)
+
+
+def write_yaml(data: Any, path: str | Path) -> None:
+    """Write a resolved config atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump(to_dict(data), sort_keys=False), encoding="utf-8")
+    tmp.replace(path)
