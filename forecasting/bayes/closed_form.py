@@ -235,7 +235,8 @@ def solve_kl_prox(e, a, b, g, lam, steps: int = 12, tol: float = 1e-4, info: dic
     Args:
         e, a, b, g: whitened statistics E ε, E ε², E εy, E y (tensors ``[P]``).
         lam: λ (float or tensor ``[P]``, ≥ 0). λ = 0 is the plain least-squares line
-            τ = −Cov(ε, y)/Var(ε), c = ȳ + τ ε̄ (linear in ĝ; τ may then be ≤ 0).
+            τ = −Cov(ε, y)/Var(ε), c = ȳ + τ ε̄ (linear in ĝ; τ may then be ≤ 0, where no σ > 0
+            solves the step: ScoreVIConfig refuses λ = κ = 0 for the closed-form solver).
         steps: at most this many safeguarded Newton iterations.
         tol: a coordinate is done once its ln τ moves by less than this.
         info: optional dict that receives ``newton_steps`` and ``newton_active`` (diagnostics).

@@ -86,7 +86,8 @@ class ScoreVIConfig:
             KL(q_t‖q) step solved per coordinate) or ``adam`` (K inner optimiser steps on L_t, any family).
         weighting: W of the score-matching term.
         proximal: proximal divergence D (closed form: ``kl_qt_q`` only).
-        proximal_weight: λ.
+        proximal_weight: λ. The closed form refuses λ = 0 together with ``proximal_adaptive = 0``: without
+            any proximal term its step is undefined wherever a coordinate's fitted slope is ≤ 0.
         proximal_adaptive: κ ≥ 0; closed form only. Adds κ · ŝ_i² / n_eff to λ per coordinate, where
             ŝ_i² is the residual variance of that coordinate's (pooled) regression and n_eff the pooled
             sample weight: noisy regressions take damped steps, exact ones (ŝ = 0) jump to the solution.
@@ -133,9 +134,36 @@ class ScoreVIConfig:
         _check_positive(self, "mc_samples", "inner_steps", "rank", "components", "newton_steps", "center_every")
         if self.proximal_weight < 0 or self.init_scale <= 0 or self.lr <= 0:
             raise ForecastingError("scorevi: proximal_weight must be >= 0, init_scale and lr > 0")
+        if self.proximal_growth < 0:
+            # λ_t = λ(1 + growth·t) would reach 0 and turn negative: a negative KL weight has no minimum.
+            raise ForecastingError(f"scorevi.proximal_growth must be >= 0, got {self.proximal_growth}")
         if not 0.0 <= self.pool_decay < 1.0:
             raise ForecastingError(f"scorevi.pool_decay must be in [0, 1), got {self.pool_decay}")
+        if self.uses_closed_form:
+            self._check_closed_form()
 
+    @property
+    def uses_closed_form(self) -> bool:
+        """Whether ScoreVI runs the closed-form solver (``auto`` picks it for the diagonal family)."""
+        solver = Solver(self.solver)
+        if solver is Solver.AUTO:
+            return FamilyKind(self.family) is FamilyKind.DIAGONAL
+        return solver is Solver.CLOSED_FORM
+
+    def _check_closed_form(self) -> None:
+        """Refuse settings under which the closed-form step is undefined."""
+        if self.proximal_weight == 0 and self.proximal_adaptive == 0:
+            # Without a proximal term the step is the plain least-squares line y ≈ −τε + c per
+            # coordinate. Where its fitted slope is ≤ 0 (few samples, a non-Gaussian target, noisy
+            # scores) f(τ, c) has no minimiser with τ > 0: its infimum is at τ → 0, i.e. σ → ∞, and
+            # a clamp on τ is no fix (σ × e^34 in one iteration). The KL term's −ln τ barrier, weighted
+            # by λ_t > 0 or by the adaptive κ·ŝ²/n_eff (> 0 wherever the regression has residual
+            # noise), is what makes the step exist; with λ = κ = 0 it is gone for every t.
+            raise ForecastingError(
+                "scorevi: proximal_weight=0 with proximal_adaptive=0 leaves the closed-form step undefined "
+                "(a coordinate whose pooled score regression has slope <= 0 would get an infinite sigma); "
+                "set scorevi.proximal_weight > 0 (e.g. 0.1, the default), or solver: adam for the "
+                "unregularised score-matching objective")
 
 @dataclass(frozen=True)
 class ADVIConfig:

@@ -67,9 +67,7 @@ class ScoreVI:
     def __init__(self, config: ScoreVIConfig | None = None):
         self.config = config or ScoreVIConfig()
         cfg = self.config
-        solver = Solver(cfg.solver)
-        if solver is Solver.AUTO:
-            solver = Solver.CLOSED_FORM if FamilyKind(cfg.family) is FamilyKind.DIAGONAL else Solver.ADAM
+        solver = Solver.CLOSED_FORM if cfg.uses_closed_form else Solver.ADAM
         if solver is Solver.CLOSED_FORM:
             if FamilyKind(cfg.family) is not FamilyKind.DIAGONAL:
                 raise ForecastingError(f"scorevi.solver 'closed_form' supports only family 'diagonal', not "
@@ -140,8 +138,6 @@ class ScoreVI:
             # (hence σ) is not identified. Only pool statistics until there are more (S = 1, 2 start-up).
             cf.pool_add(pool, thetas, grads, cfg.pool_decay)
             return {"mean_log_tau": 0.0, "max_abs_log_tau": 0.0, "skipped": 1.0}
-        if lam == 0 and cfg.proximal_adaptive == 0:
-            return self._least_squares(q, q_t, pool, thetas, grads)
         with torch.no_grad():
             info = cf.kl_prox_update(pool, q.loc, q.log_scale, q_t.loc, q_t.log_scale, thetas, grads,
                                      decay=cfg.pool_decay, lam=lam, kappa=cfg.proximal_adaptive, identity=identity,
@@ -159,18 +155,6 @@ class ScoreVI:
         if choice == "auto":
             return torch.device(device).type == "cuda" and dim >= COMPILE_MIN_DIM
         return bool(choice)
-
-    def _least_squares(self, q: DiagonalGaussian, q_t: DiagonalGaussian, pool, thetas, grads) -> dict[str, float]:
-        """λ = 0 without damping: the plain per-coordinate least-squares line (SCOREVI.md's unbiased step)."""
-        cf.pool_add(pool, thetas, grads, self.config.pool_decay)
-        scale_t = q_t.scale
-        e, a, b, g = cf.whitened_stats(pool, q_t.loc, scale_t)
-        tau, c, u = cf.solve_kl_prox(e, a, b, g, 0.0)
-        fd = q.dtype
-        with torch.no_grad():
-            q.loc.copy_(q_t.loc + scale_t * (c / tau).to(fd))
-            q.log_scale.copy_(q_t.log_scale - 0.5 * u.to(fd))
-        return {"mean_log_tau": float(u.mean()), "max_abs_log_tau": float(u.abs().max()), "skipped": 0.0}
 
     def _optimise(self, state: VIState, q_t, thetas, grads, lam: float) -> dict[str, float]:
         cfg = self.config

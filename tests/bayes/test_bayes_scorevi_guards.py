@@ -1,0 +1,92 @@
+"""Closed-form ScoreVI settings that cannot work are refused at config validation (not run silently).
+
+* λ = κ = 0: no proximal term, so the per-coordinate step is undefined wherever the fitted score
+  slope is ≤ 0 (it used to clamp τ and multiply σ by e^34).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from forecasting.bayes import GaussianPrior, InferenceConfig, ScoreVIConfig, Target, build
+from forecasting.bayes import closed_form as cf
+
+try:
+    from forecasting.core.config import from_dict
+    from forecasting.core.errors import ForecastingError
+except ImportError:  # the package layout before forecasting.core
+    from forecasting.config import from_dict
+    from forecasting.errors import ForecastingError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+N, D = 500, 20
+
+
+def _logistic():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(N, D, generator=gen) @ (torch.eye(D) + 0.5 * torch.randn(D, D, generator=gen))
+    w = torch.randn(D, generator=gen)
+    y = (torch.rand(N, generator=gen) < torch.sigmoid(x @ w)).float()
+
+    def loglik(theta, batch):
+        bx, by = batch
+        z = bx @ theta
+        return by * z - torch.nn.functional.softplus(z)
+
+    return Target(loglik, GaussianPrior(1.0), n_data=N), (x, y)
+
+
+# -- (a) λ = κ = 0 ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("extra", [{}, {"solver": "closed_form"}, {"proximal_schedule": "linear"}])
+def test_closed_form_without_any_proximal_term_is_refused(extra):
+    cfg = {"proximal_weight": 0.0, "proximal_adaptive": 0.0, **extra}
+    with pytest.raises(ForecastingError, match=r"proximal_weight=0 with proximal_adaptive=0.*proximal_weight > 0"):
+        build("scorevi", cfg)
+    with pytest.raises(ForecastingError, match="proximal_weight"):
+        from_dict(InferenceConfig, {"scorevi": cfg})
+
+
+@pytest.mark.parametrize("cfg", [
+    {"proximal_weight": 0.0, "proximal_adaptive": 0.0, "solver": "adam"},  # plain score matching by SGD: fine
+    {"proximal_weight": 0.0, "proximal_adaptive": 0.0, "family": "low_rank"},  # auto → adam
+    {"proximal_weight": 1e-3, "proximal_adaptive": 0.0},
+    {"proximal_weight": 0.0, "proximal_adaptive": 1.0},
+])
+def test_configs_with_a_defined_step_are_accepted(cfg):
+    build("scorevi", cfg)
+
+
+def test_negative_proximal_growth_is_refused():
+    """λ_t = λ(1 + growth·t) must stay > 0; a negative growth would drive it to 0 and below."""
+    with pytest.raises(ForecastingError, match="proximal_growth"):
+        ScoreVIConfig(proximal_schedule="linear", proximal_growth=-0.1)
+
+
+def test_unregularised_step_has_no_solution_on_logistic_regression_and_the_barrier_fixes_it():
+    """Why λ = κ = 0 is refused: on a logistic regression the least-squares slope of some coordinates is
+    ≤ 0 at the first update (S = 3, no pooling), so no σ > 0 minimises the step; λ > 0 gives a finite one."""
+    target, data = _logistic()
+    gen = torch.Generator().manual_seed(1)
+    alg = build("scorevi", {"mc_samples": 3, "pool_decay": 0.0, "proximal_weight": 1e-2, "proximal_adaptive": 0.0,
+                            "init_scale": 1.0})
+    state = alg.init(alg.make_family(D))
+    q_t = state.family.detach()
+    thetas = q_t.sample(3, torch.Generator().manual_seed(1))
+    grads = target.scores(thetas, data)[1]
+    pool = cf.new_pool(D, thetas.device, torch.float64)
+    cf.recentre(pool, q_t.loc)
+    cf.pool_add(pool, thetas, grads, decay=0.0)
+    stats = cf.whitened_stats(pool, q_t.loc, q_t.scale)
+    tau_ls = cf.solve_kl_prox(*stats, lam=0.0)[0]
+    assert (tau_ls <= 0).any()  # the unregularised step does not exist here (old code: σ × e^34)
+    tau = cf.solve_kl_prox(*stats, lam=1e-2)[0]
+    assert (tau > 0).all() and float(tau.log().abs().max()) < 15
+
+    # and the whole run with the smallest suggested fix stays bounded (the old λ = κ = 0 run: log σ ≈ 34.5)
+    max_log_scale = 0.0
+    for _ in range(20):
+        state, _ = alg.update(state, target, data, gen)
+        max_log_scale = max(max_log_scale, float(state.family.log_scale.detach().max()))
+    assert torch.isfinite(state.family.loc).all() and max_log_scale < 3.0
