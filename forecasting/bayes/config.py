@@ -96,7 +96,8 @@ class ScoreVIConfig:
         inner_steps: K optimiser steps per iteration (adam solver).
         lr / optimizer: inner optimiser (adam solver).
         pool_decay: ρ; closed form pools the regression statistics across iterations with weight ρ
-            per step (0 = only this iteration's S samples). Makes S = 1 work.
+            per step (0 = only this iteration's S samples). Makes S = 1 work. The closed form needs
+            S / (1 − ρ) > 2 (S = 1: ρ > 0.5; S = 2: ρ > 0), else it would skip every update.
         pool_dtype: dtype of the pooled statistics (float64 avoids cancellation when |μ| ≫ σ).
         center_every: re-centre the pooled statistics at the current mean every this many iterations.
         newton_steps: at most this many safeguarded Newton steps for the closed-form scalar equation.
@@ -164,6 +165,18 @@ class ScoreVIConfig:
                 "(a coordinate whose pooled score regression has slope <= 0 would get an infinite sigma); "
                 "set scorevi.proximal_weight > 0 (e.g. 0.1, the default), or solver: adam for the "
                 "unregularised score-matching objective")
+        # The solver skips an update while the pooled weight after it, w_{t+1} = ρ w_t + S (w_0 = 0),
+        # is ≤ 2 (a line through ≤ 2 points has no residual: σ is not identified). w_t rises
+        # monotonically towards S / (1 − ρ) without reaching it (ρ > 0), or equals S (ρ = 0), so some
+        # update runs iff S / (1 − ρ) > 2; otherwise every update would be skipped, silently.
+        if self.mc_samples <= 2.0 * (1.0 - self.pool_decay):
+            least = 1.0 - self.mc_samples / 2.0
+            raise ForecastingError(
+                f"scorevi: mc_samples={self.mc_samples} with pool_decay={self.pool_decay:g} pools at most "
+                f"mc_samples/(1 - pool_decay) = {self.mc_samples / (1.0 - self.pool_decay):g} samples per "
+                f"coordinate, and the closed-form solver skips every update until more than 2 are pooled; "
+                f"set scorevi.pool_decay > {least:g} (e.g. 0.95, the default) or scorevi.mc_samples >= 3")
+
 
 @dataclass(frozen=True)
 class ADVIConfig:

@@ -2,6 +2,7 @@
 
 * λ = κ = 0: no proximal term, so the per-coordinate step is undefined wherever the fitted score
   slope is ≤ 0 (it used to clamp τ and multiply σ by e^34).
+* S / (1 − ρ) ≤ 2: the pooled weight never exceeds 2, so the skip rule would skip every update.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 
 from forecasting.bayes import GaussianPrior, InferenceConfig, ScoreVIConfig, Target, build
 from forecasting.bayes import closed_form as cf
+from forecasting.bayes.scorevi import ScoreVI
 
 try:
     from forecasting.core.config import from_dict
@@ -90,3 +92,58 @@ def test_unregularised_step_has_no_solution_on_logistic_regression_and_the_barri
         state, _ = alg.update(state, target, data, gen)
         max_log_scale = max(max_log_scale, float(state.family.log_scale.detach().max()))
     assert torch.isfinite(state.family.loc).all() and max_log_scale < 3.0
+
+
+# -- (b) the skip rule ρ w + S ≤ 2 -----------------------------------------------------------------
+
+@pytest.mark.parametrize("s,rho", [(1, 0.0), (1, 0.3), (1, 0.5), (2, 0.0)])
+def test_settings_that_would_skip_every_update_are_refused(s, rho):
+    with pytest.raises(ForecastingError, match=r"mc_samples=\d with pool_decay=.*scorevi\.pool_decay > .*mc_samples >= 3"):
+        build("scorevi", {"mc_samples": s, "pool_decay": rho})
+
+
+@pytest.mark.parametrize("s,rho", [(1, 0.55), (2, 0.01), (3, 0.0)])
+def test_boundary_settings_are_accepted_and_update(s, rho):
+    """Just past S / (1 − ρ) = 2 the pooled weight exceeds 2 after a few iterations and updates run."""
+    target, data = _logistic()
+    alg = build("scorevi", {"mc_samples": s, "pool_decay": rho, "init_scale": 1.0})
+    gen = torch.Generator().manual_seed(2)
+    state = alg.init(alg.make_family(D))
+    skipped = []
+    for _ in range(12):
+        state, info = alg.update(state, target, data, gen)
+        skipped.append(info["skipped"])
+    assert skipped[-1] == 0.0, skipped
+    assert float((state.family.log_scale.detach()).abs().max()) > 0  # σ moved
+
+
+def test_adam_solver_ignores_the_pool():
+    build("scorevi", {"solver": "adam", "mc_samples": 1, "pool_decay": 0.0})
+
+
+@pytest.mark.parametrize("s", [1, 2, 3])
+@pytest.mark.parametrize("rho", [0.0, 0.3, 0.5, 0.55, 0.8])
+def test_validation_agrees_with_the_runtime_skip_rule(s, rho):
+    """The refused set is exactly the set on which the solver never updates (checked by running it)."""
+    try:
+        ScoreVIConfig(mc_samples=s, pool_decay=rho)
+        refused = False
+    except ForecastingError:
+        refused = True
+    cfg = ScoreVIConfig(mc_samples=3)
+    object.__setattr__(cfg, "mc_samples", s)  # bypass validation to watch the runtime rule itself
+    object.__setattr__(cfg, "pool_decay", rho)
+    alg = ScoreVI(cfg)
+    p = torch.distributions.Normal(torch.zeros(2), torch.ones(2))
+
+    class Gaussian:
+        def scores(self, thetas, batch=None):
+            return p.log_prob(thetas).sum(-1), -thetas
+
+    state = alg.init(alg.make_family(2))
+    gen = torch.Generator().manual_seed(0)
+    ran = False
+    for _ in range(100):
+        state, info = alg.update(state, Gaussian(), None, gen)
+        ran = ran or info["skipped"] == 0.0
+    assert refused == (not ran), (s, rho, refused, ran)
