@@ -65,12 +65,20 @@ def recentre(pool: dict[str, torch.Tensor], new_ref: torch.Tensor) -> None:
 def _accumulate(px, pxx, pg, pxg, pgg, ref, thetas, grads, decay: float) -> None:
     """Decay the pooled sums by ρ and add the samples' sums, in place (whole vectors or slices)."""
     dt = px.dtype
-    # Per-iteration sums in the samples' dtype: x = θ − ref is a difference of nearby numbers
-    # (exact in fp32 when ref ≈ θ), so only the long-run accumulation needs fp64.
-    x = thetas - ref.to(thetas.dtype)
-    for total, new in ((px, x.sum(0)), (pxx, (x * x).sum(0)), (pg, grads.sum(0)),
-                       (pxg, (x * grads).sum(0)), (pgg, (grads * grads).sum(0))):
-        total.mul_(decay).add_(new.to(dt))
+    # The per-iteration sums are formed in the pool's dtype too: between two re-centrings θ drifts
+    # from ref, and x², x·ĝ formed in fp32 carry a relative error ~6e-8 that the whitening
+    # (E x² − 2d E x + d², over σ_t²) amplifies by (|x|/σ_t)². One sample at a time, so the fp64
+    # temporaries stay one (slice-)vector long, not S of them.
+    for total in (px, pxx, pg, pxg, pgg):
+        total.mul_(decay)
+    for s in range(thetas.shape[0]):
+        x = thetas[s].to(dt) - ref
+        g = grads[s].to(dt)
+        px.add_(x)
+        pxx.addcmul_(x, x)
+        pg.add_(g)
+        pxg.addcmul_(x, g)
+        pgg.addcmul_(g, g)
 
 
 @torch.no_grad()
