@@ -15,7 +15,9 @@ Newton iteration (in τ above 1, in 1/τ below; bracketed in ln τ with a bisect
 
 The statistics (E ε, E ε², E y, E εy) are linear in ĝ, so they can be pooled across iterations
 (decayed running sums of θ, θ², ĝ, θĝ in raw θ space, centred at a reference point and kept
-in float64 against cancellation when |μ| ≫ σ). Pooling is what makes S = 1 work.
+in float64 against cancellation when |μ| ≫ σ). Pooling is what makes S = 1 work. The step
+computed from them is not linear in ĝ (the root τ, the damping from Σĝ², c/τ and 1/√τ), so
+under mini-batch noise it is biased, unlike the adam solver's gradient.
 
 Speed. One update is a few hundred elementwise operations per coordinate and the coordinates are
 independent, so :func:`kl_prox_update` runs pooling, whitening and the root solve slice by slice:

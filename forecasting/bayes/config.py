@@ -42,7 +42,7 @@ class Solver(str, enum.Enum):
 
 
 class Weighting(str, enum.Enum):
-    """W in ||W^{1/2}(∇log q − ĝ)||²: identity or Cov(q_t) (fixed per iteration, so unbiasedness holds)."""
+    """W in ||W^{1/2}(∇log q − ĝ)||²: identity or Cov(q_t) (fixed per iteration, so the adam solver's gradient stays unbiased)."""
 
     IDENTITY = "identity"
     Q_T = "q_t"
