@@ -10,13 +10,13 @@ from typing import Any
 import torch
 
 from forecasting.bayes.config import ADVIConfig, FamilyKind
-from forecasting.bayes.families import VariationalFamily, make_family
+from forecasting.bayes.families import FamilyFromConfig, VariationalFamily
 from forecasting.bayes.scorevi import _make_optimizer
 from forecasting.bayes.state import VIState
 from forecasting.core.errors import ForecastingError
 
 
-class ADVI:
+class ADVI(FamilyFromConfig):
     name = "advi"
 
     def __init__(self, config: ADVIConfig | None = None):
@@ -24,12 +24,6 @@ class ADVI:
         if FamilyKind(self.config.family) is FamilyKind.MIXTURE:
             raise ForecastingError("advi cannot train the mixture family (not reparameterisable); "
                                    "use method 'scorevi' or family 'diagonal'/'low_rank'")
-
-    def make_family(self, dim: int, *, mean: torch.Tensor | None = None, device=None, dtype=torch.float32,
-                    generator: torch.Generator | None = None) -> VariationalFamily:
-        cfg = self.config
-        return make_family(cfg.family, dim, init_scale=cfg.init_scale, mean=mean, rank=cfg.rank,
-                           components=cfg.components, device=device, dtype=dtype, generator=generator)
 
     def init(self, family: VariationalFamily) -> VIState:
         if family.kind == "mixture":

@@ -9,6 +9,8 @@
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from forecasting.bayes.config import FamilyKind
@@ -45,6 +47,25 @@ def make_family(kind: FamilyKind | str, dim: int, *, init_scale: float = 0.05, m
                                            generator=generator)
 
 
+def family_from_config(config: Any, dim: int, *, mean: torch.Tensor | None = None,
+                       device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
+                       generator: torch.Generator | None = None) -> VariationalFamily:
+    """:func:`make_family` with ``family``, ``init_scale``, ``rank`` and ``components`` read from ``config``
+    (a :class:`~forecasting.bayes.config.ScoreVIConfig` or :class:`~forecasting.bayes.config.ADVIConfig`)."""
+    return make_family(config.family, dim, init_scale=config.init_scale, mean=mean, rank=config.rank,
+                       components=config.components, device=device, dtype=dtype, generator=generator)
+
+
+class FamilyFromConfig:
+    """``make_family`` for an algorithm whose ``self.config`` names its family (ScoreVI, ADVI)."""
+
+    config: Any
+
+    def make_family(self, dim: int, *, mean: torch.Tensor | None = None, device=None, dtype=torch.float32,
+                    generator: torch.Generator | None = None) -> VariationalFamily:
+        return family_from_config(self.config, dim, mean=mean, device=device, dtype=dtype, generator=generator)
+
+
 def family_from_state(kind: str, state: dict[str, torch.Tensor]) -> VariationalFamily:
     """Rebuild a family from ``kind`` and its ``state_dict()`` (e.g. after ``torch.load(weights_only=True)``)."""
     cls = FAMILIES[FamilyKind(kind).value]
@@ -53,5 +74,5 @@ def family_from_state(kind: str, state: dict[str, torch.Tensor]) -> VariationalF
 
 __all__ = [
     "VariationalFamily", "DiagonalGaussian", "LowRankGaussian", "MixtureDiagonalGaussian", "FullGaussian",
-    "FAMILIES", "make_family", "family_from_state",
+    "FAMILIES", "make_family", "family_from_config", "FamilyFromConfig", "family_from_state",
 ]

@@ -24,7 +24,7 @@ import torch
 
 from forecasting.bayes import closed_form as cf
 from forecasting.bayes.config import FamilyKind, OptimizerKind, Proximal, Schedule, ScoreVIConfig, Solver, Weighting
-from forecasting.bayes.families import DiagonalGaussian, VariationalFamily, make_family
+from forecasting.bayes.families import DiagonalGaussian, FamilyFromConfig, VariationalFamily
 from forecasting.bayes.state import VIState
 from forecasting.core.errors import ForecastingError
 
@@ -64,7 +64,7 @@ def scorevi_loss(q: VariationalFamily, q_t: VariationalFamily, thetas: torch.Ten
 COMPILE_MIN_DIM = 1 << 22  # ``compile_solver: auto`` fuses the update on CUDA from this many parameters
 
 
-class ScoreVI:
+class ScoreVI(FamilyFromConfig):
     """ScoreVI behind the common interface ``init / update / sample``."""
 
     name = "scorevi"
@@ -83,12 +83,6 @@ class ScoreVI:
         self.solver = solver
 
     # -- interface --------------------------------------------------------------------------
-    def make_family(self, dim: int, *, mean: torch.Tensor | None = None, device=None, dtype=torch.float32,
-                    generator: torch.Generator | None = None) -> VariationalFamily:
-        cfg = self.config
-        return make_family(cfg.family, dim, init_scale=cfg.init_scale, mean=mean, rank=cfg.rank,
-                           components=cfg.components, device=device, dtype=dtype, generator=generator)
-
     def init(self, family: VariationalFamily) -> VIState:
         if family.kind != FamilyKind(self.config.family).value:
             raise ForecastingError(f"scorevi is configured for family {FamilyKind(self.config.family).value!r} "
