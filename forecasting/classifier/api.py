@@ -17,27 +17,29 @@ the initial weights (``inference.prior.center='init'``, default; these are the u
 see :mod:`forecasting.models.vision` for why.
 
 ``predict_proba`` returns the MC average of softmax probabilities over weight samples (dropout
-masks for MC dropout), evaluated with ``vmap`` over samples in chunks; ``save``/``load`` write one
-directory: ``weights.safetensors`` (network state), ``posterior.safetensors`` (variational state)
-and ``meta.json`` (config, data facts, training summary, versions).
+masks for MC dropout), evaluated with ``vmap`` over samples in chunks; ``save``/``load`` use the
+project's one artifact format (:mod:`forecasting.core.artifacts`: checksummed, written atomically):
+``weights.safetensors`` (network state), ``posterior.safetensors`` (variational state) and
+``metadata.json`` (config, data facts, training summary). Directories of the older layout
+(``meta.json``, no checksums) still load, with a ``DeprecationWarning``.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
-import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import torch
 from torch import nn
 
-from forecasting import __version__
 from forecasting.bayes.config import InferenceConfig, PriorConfig, Schedule, ScoreVIConfig, Vectorize
 from forecasting.classifier.tasks import mha_fastpath_off
+from forecasting.core.artifacts import MANIFEST, flatten_state, load_artifact, save_artifact, unflatten_state
 from forecasting.core.config import from_dict, to_dict
 from forecasting.data.images import ImageDataset, ImageSplits, normalize
 from forecasting.core.device import resolve_device
@@ -47,7 +49,11 @@ from forecasting.models.vision import (VisionModelConfig, build_backbone, count_
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+ARTIFACT_KIND = "classifier"
+# The pre-manifest layout (meta.json + safetensors, no checksums), still read with a DeprecationWarning.
+LEGACY_META = "meta.json"
+LEGACY_KIND = "image_classifier"
+LEGACY_FORMAT_VERSION = 1
 Method = Literal["deterministic", "mc_dropout", "advi", "scorevi"]
 BAYESIAN_METHODS = ("advi", "scorevi")
 
@@ -403,92 +409,120 @@ class Classifier:
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write ``weights.safetensors``, ``posterior.safetensors`` (VI) and ``meta.json`` atomically."""
-        from safetensors.torch import save_file
+        """Write one self-describing artifact directory (see :mod:`forecasting.core.artifacts`); atomic.
 
+        ``weights.safetensors`` holds the network state, ``posterior.safetensors`` the variational
+        state (ADVI/ScoreVI), ``metadata.json`` config, data facts and training summary, and
+        ``manifest.json`` the checksums. An existing classifier at ``directory`` (this format or
+        the older ``meta.json`` one) is replaced only once the new one is complete.
+        """
         directory = Path(directory)
-        tmp = directory.with_name(directory.name + ".tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        save_file({k: v.detach().cpu().contiguous().clone() for k, v in self.net.state_dict().items()},
-                  str(tmp / "weights.safetensors"))
-        posterior_meta = None
+        tensors = {"weights": self.net.state_dict()}
+        posterior_state = None
         if self.state is not None:
-            tensors, posterior_meta = _split_state(self.state.state_dict())
-            save_file(tensors, str(tmp / "posterior.safetensors"))
-        meta = {"format_version": FORMAT_VERSION, "package_version": __version__, "kind": "image_classifier",
-                "config": to_dict(self.config), "data": self.data_info, "summary": self.summary,
-                "posterior_meta": posterior_meta}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=_json_default), encoding="utf-8")
-        if directory.exists():
-            shutil.rmtree(directory)
-        tmp.replace(directory)
-        return directory
+            tensors["posterior"], posterior_state = flatten_state(self.state.state_dict())
+        metadata = {"config": to_dict(self.config), "data": self.data_info, "summary": self.summary,
+                    "posterior_state": posterior_state}
+        # Plain JSON values only (summaries can hold numpy scalars); NaN stays NaN as before.
+        metadata = json.loads(json.dumps(metadata, default=_json_default))
+        return save_artifact(directory, ARTIFACT_KIND, metadata, tensors, config=metadata["config"],
+                             replace_foreign=_is_legacy(directory))
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "auto") -> "Classifier":
-        """Load a saved classifier onto ``device`` (nothing is unpickled)."""
-        from safetensors.torch import load_file
+        """Load a saved classifier onto ``device`` (nothing is unpickled).
 
+        Raises:
+            ForecastingError: not a classifier artifact, missing/truncated/tampered files, a newer
+                format, or weights that do not fit the recorded config.
+        """
         directory = Path(directory)
-        meta_path = directory / "meta.json"
-        if not meta_path.is_file():
-            raise ForecastingError(f"{directory} is not a saved classifier (no meta.json)")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ForecastingError(f"{meta_path} is corrupt: {exc}") from exc
-        if meta.get("kind") != "image_classifier" or int(meta.get("format_version", 0)) > FORMAT_VERSION:
-            raise ForecastingError(f"{directory}: unsupported artifact (kind={meta.get('kind')}, format "
-                                   f"{meta.get('format_version')} > {FORMAT_VERSION}); upgrade the package")
-        config = from_dict(ClassifierConfig, meta["config"])
         dev = resolve_device(device)
-        net = cls.build_network(config, meta["data"])
+        if _is_legacy(directory):
+            return cls._load_legacy(directory, dev)
+        art = load_artifact(directory, ARTIFACT_KIND, dev)
+        meta = art.metadata
         try:
-            net.load_state_dict(load_file(str(directory / "weights.safetensors"), device="cpu"))
-        except Exception as exc:  # noqa: BLE001
-            raise ForecastingError(f"{directory}/weights.safetensors is missing or does not fit the config: {exc}") from exc
+            return cls._restore(directory, meta["config"], meta["data"], meta.get("summary"), art.tensors["weights"],
+                                art.tensors.get("posterior"), meta.get("posterior_state"), unflatten_state, dev)
+        except KeyError as exc:
+            raise ForecastingError(f"classifier artifact {directory} lacks {exc}; re-save the model") from exc
+
+    @classmethod
+    def _restore(cls, directory: Path, config_dict: dict, data_info: dict, summary: dict | None,
+                 weights: dict[str, torch.Tensor], posterior: dict[str, torch.Tensor] | None, skeleton: Any,
+                 join: Callable[[Any, dict[str, torch.Tensor]], Any], dev: torch.device) -> "Classifier":
+        """Rebuild a classifier from loaded parts (shared by the current and the legacy format)."""
+        config = from_dict(ClassifierConfig, config_dict)
+        net = cls.build_network(config, data_info)
+        try:
+            net.load_state_dict(weights)
+        except Exception as exc:  # noqa: BLE001 - any mismatch is the artifact's, not a bug here
+            raise ForecastingError(f"{directory}: the saved weights do not fit the recorded config ({exc}); "
+                                   "re-save the model") from exc
         net.to(dev).eval()
-        model = cls(config, net, meta["data"], summary=meta.get("summary"))
+        model = cls(config, net, data_info, summary=summary)
         if config.method in BAYESIAN_METHODS:
             from forecasting.bayes.flat import FlatParams
 
+            if posterior is None:
+                raise ForecastingError(f"{directory} holds a {config.method} classifier without its posterior; "
+                                       "re-save the model")
             model.flat = FlatParams.from_module(net)
             model.algorithm, model.state = model._make_algorithm(model.flat.flatten(net))
-            tensors = load_file(str(directory / "posterior.safetensors"), device=str(dev))
-            model.state.load_state_dict(_join_state(tensors, meta.get("posterior_meta")))
+            model.state.load_state_dict(join(skeleton, {k: v.to(dev) for k, v in posterior.items()}))
         return model
 
+    @classmethod
+    def _load_legacy(cls, directory: Path, dev: torch.device) -> "Classifier":
+        """Read the pre-manifest layout (``meta.json`` + safetensors, no checksums), with a warning."""
+        from safetensors.torch import load_file
 
-# -- state (de)serialisation: tensors to safetensors, plain values to JSON ----------------------
+        warnings.warn(f"{directory} is a classifier saved in the old format (meta.json, no checksums); it is "
+                      "still read, but support will be removed: load it and save() it again to convert it",
+                      DeprecationWarning, stacklevel=3)
+        meta_path = directory / LEGACY_META
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ForecastingError(f"{meta_path} is corrupt: {exc}") from exc
+        if int(meta.get("format_version", 0)) > LEGACY_FORMAT_VERSION:
+            raise ForecastingError(f"{directory}: unsupported artifact (format {meta.get('format_version')} > "
+                                   f"{LEGACY_FORMAT_VERSION}); upgrade the package")
 
-def _split_state(state: Any, prefix: str = "") -> tuple[dict[str, torch.Tensor], Any]:
-    """Nested state -> (flat tensor dict for safetensors, JSON skeleton with ``{"__tensor__": key}``)."""
-    tensors: dict[str, torch.Tensor] = {}
+        def read(name: str) -> dict[str, torch.Tensor]:
+            try:
+                return load_file(str(directory / name), device="cpu")
+            except Exception as exc:  # noqa: BLE001 - missing or unreadable file of the user's artifact
+                raise ForecastingError(f"{directory}/{name} is missing or unreadable ({exc}); re-save the model") from exc
 
-    def walk(obj: Any, path: str) -> Any:
-        if torch.is_tensor(obj):
-            tensors[path] = obj.detach().cpu().contiguous().clone()
-            return {"__tensor__": path}
-        if isinstance(obj, dict):
-            return {"__dict__": [[k, walk(v, f"{path}.{k}" if path else str(k))] for k, v in obj.items()]}
-        if isinstance(obj, (list, tuple)):
-            return {"__list__": [walk(v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(obj)],
-                    "tuple": isinstance(obj, tuple)}
-        return obj
-
-    return tensors, walk(state, prefix)
+        config = meta["config"]
+        posterior = read("posterior.safetensors") if config.get("method") in BAYESIAN_METHODS else None
+        return cls._restore(directory, config, meta["data"], meta.get("summary"), read("weights.safetensors"),
+                            posterior, meta.get("posterior_meta"), lambda skeleton, t: _join_legacy_state(t, skeleton),
+                            dev)
 
 
-def _join_state(tensors: dict[str, torch.Tensor], skeleton: Any) -> Any:
+def _is_legacy(directory: Path) -> bool:
+    """A classifier directory of the old layout: ``meta.json`` of kind ``image_classifier``, no manifest."""
+    meta_path = directory / LEGACY_META
+    if (directory / MANIFEST).exists() or not meta_path.is_file():
+        return False
+    try:
+        return json.loads(meta_path.read_text(encoding="utf-8")).get("kind") == LEGACY_KIND
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return False
+
+
+def _join_legacy_state(tensors: dict[str, torch.Tensor], skeleton: Any) -> Any:
+    """Inverse of the old layout's state skeleton (``__tensor__`` / ``__dict__`` pairs / ``__list__``)."""
     if isinstance(skeleton, dict):
         if "__tensor__" in skeleton:
             return tensors[skeleton["__tensor__"]]
         if "__dict__" in skeleton:
-            return {k: _join_state(tensors, v) for k, v in skeleton["__dict__"]}
+            return {k: _join_legacy_state(tensors, v) for k, v in skeleton["__dict__"]}
         if "__list__" in skeleton:
-            items = [_join_state(tensors, v) for v in skeleton["__list__"]]
+            items = [_join_legacy_state(tensors, v) for v in skeleton["__list__"]]
             return tuple(items) if skeleton.get("tuple") else items
     return skeleton
 

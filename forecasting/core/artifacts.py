@@ -62,19 +62,27 @@ class Artifact:
 def flatten_state(tree: Any, prefix: str = "") -> tuple[dict[str, torch.Tensor], Any]:
     """Split a nested state (dicts/lists/tensors/scalars) into flat tensors and a JSON skeleton.
 
-    Tensors are replaced by ``{"__tensor__": key}`` in the skeleton; :func:`unflatten_state` inverts it.
+    Tensors are replaced by ``{"__tensor__": key}`` in the skeleton, tuples by ``{"__tuple__": [...]}``
+    and dicts with non-string keys by ``{"__dict__": [[key, value], ...]}``; :func:`unflatten_state`
+    inverts it.
     """
     tensors: dict[str, torch.Tensor] = {}
 
     def walk(node: Any, key: str) -> Any:
         if isinstance(node, torch.Tensor):
+            if key in tensors:  # e.g. keys 0 and "0" in one dict
+                raise TypeError(f"two entries of the state map to the tensor name {key!r}")
             tensors[key] = node.detach().to("cpu").contiguous().clone()
             return {"__tensor__": key}
         if isinstance(node, dict):
+            if all(isinstance(k, str) for k in node):
+                return {k: walk(v, f"{key}.{k}" if key else k) for k, v in node.items()}
+            # Non-string keys (an optimiser's state is keyed by parameter index): JSON objects would
+            # turn them into strings, so the pairs are stored as a list to give back the same keys.
             for k in node:
-                if not isinstance(k, str):
-                    raise TypeError(f"state keys must be strings, got {k!r} at {key!r}")
-            return {k: walk(v, f"{key}.{k}" if key else k) for k, v in node.items()}
+                if not (k is None or isinstance(k, (str, int, float, bool))):
+                    raise TypeError(f"state keys must be strings or numbers, got {k!r} at {key!r}")
+            return {"__dict__": [[k, walk(v, f"{key}.{k}" if key else str(k))] for k, v in node.items()]}
         if isinstance(node, tuple):
             return {"__tuple__": [walk(v, f"{key}.{i}") for i, v in enumerate(node)]}
         if isinstance(node, list):
@@ -99,6 +107,8 @@ def unflatten_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
             return tensors[key]
         if set(skeleton) == {"__tuple__"}:
             return tuple(unflatten_state(v, tensors) for v in skeleton["__tuple__"])
+        if set(skeleton) == {"__dict__"}:
+            return {k: unflatten_state(v, tensors) for k, v in skeleton["__dict__"]}
         return {k: unflatten_state(v, tensors) for k, v in skeleton.items()}
     if isinstance(skeleton, list):
         return [unflatten_state(v, tensors) for v in skeleton]
@@ -125,7 +135,7 @@ def _write_bytes(path: Path, data: bytes) -> None:
 
 
 def save_artifact(path: str | Path, kind: str, metadata: dict[str, Any], tensors: dict[str, dict[str, torch.Tensor]],
-                  config: dict[str, Any] | None = None) -> Path:
+                  config: dict[str, Any] | None = None, replace_foreign: bool = False) -> Path:
     """Write an artifact directory atomically (temp sibling + rename) and return its path.
 
     Args:
@@ -135,11 +145,14 @@ def save_artifact(path: str | Path, kind: str, metadata: dict[str, Any], tensors
         metadata: JSON-serialisable metadata.
         tensors: tensor groups, each written to ``<group>.safetensors``.
         config: resolved config, also written as ``config.yaml`` for people.
+        replace_foreign: replace ``path`` even though it holds no manifest — only for a directory
+            the caller has recognised as its own (e.g. an artifact in an older, pre-manifest format).
     """
     from safetensors.torch import save_file
 
     path = Path(path)
-    if path.exists() and not (path / MANIFEST).is_file() and (not path.is_dir() or any(path.iterdir())):
+    if (path.exists() and not (path / MANIFEST).is_file() and (not path.is_dir() or any(path.iterdir()))
+            and not (replace_foreign and path.is_dir())):
         raise ForecastingError(f"{path} exists and is not a forecasting artifact; choose an empty or new directory")
     # Written under a temporary sibling and swapped in only when complete (Ctrl-C keeps the old one).
     with staged_dir(path, replace=True) as tmp:

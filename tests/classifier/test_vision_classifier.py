@@ -85,8 +85,9 @@ def test_variational_fit_predict_save_load(digits, tmp_path, method, arch):
     probs = clf.predict_proba(digits.test, n_samples=4, seed=7)
     torch.testing.assert_close(probs, members.mean(0))
     path = clf.save(tmp_path / method)
-    assert {p.name for p in path.iterdir()} == {"weights.safetensors", "posterior.safetensors", "meta.json"}
-    meta = json.loads((path / "meta.json").read_text())
+    assert {p.name for p in path.iterdir()} == {"weights.safetensors", "posterior.safetensors", "metadata.json",
+                                                "manifest.json", "config.yaml"}
+    meta = json.loads((path / "metadata.json").read_text())
     assert meta["config"]["method"] == method and meta["data"]["image_size"] == 8
     loaded = Classifier.load(path, device="cpu")
     assert torch.equal(loaded.predict_proba(digits.test, n_samples=4, seed=7), probs)
@@ -124,10 +125,10 @@ def test_init_weights_from_local_files(digits, tmp_path):
 
 
 def test_load_rejects_non_artifacts(tmp_path):
-    with pytest.raises(ForecastingError, match="not a saved classifier"):
+    with pytest.raises(ForecastingError, match="not a forecasting artifact"):
         Classifier.load(tmp_path)
     (tmp_path / "meta.json").write_text(json.dumps({"kind": "image_classifier", "format_version": 99}))
-    with pytest.raises(ForecastingError, match="unsupported artifact"):
+    with pytest.raises(ForecastingError, match="unsupported artifact"):  # the old layout, from a newer release
         Classifier.load(tmp_path)
 
 

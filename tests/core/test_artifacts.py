@@ -35,6 +35,19 @@ def test_nested_state_round_trip():
     assert back["d"] == (2.5, "x") and back["e"] is None
 
 
+def test_nested_state_keeps_non_string_keys():
+    # an optimiser's state dict is keyed by parameter index; the keys must come back as ints
+    state = {"optimizer": {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.ones(2)}},
+                           "param_groups": [{"params": [0], "betas": (0.9, 0.999), "fused": None}]}}
+    tensors, skeleton = flatten_state(state)
+    back = unflatten_state(json.loads(json.dumps(skeleton)), tensors)
+    assert list(back["optimizer"]["state"]) == [0]
+    assert torch.equal(back["optimizer"]["state"][0]["exp_avg"], torch.ones(2))
+    assert back["optimizer"]["param_groups"] == [{"params": [0], "betas": (0.9, 0.999), "fused": None}]
+    with pytest.raises(TypeError, match="tensor name"):
+        flatten_state({0: torch.ones(1), "0": torch.zeros(1)})
+
+
 def test_tampered_file_is_rejected(tmp_path):
     path = _save(tmp_path / "art")
     f = path / "model.safetensors"
