@@ -21,7 +21,6 @@ Load with ``forecasting.core.config.load_config(ForecasterConfig, "config.yaml",
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
@@ -29,7 +28,7 @@ from typing import Literal, Sequence
 from forecasting.bayes.config import ADVIConfig, ScoreVIConfig, Vectorize
 from forecasting.data.splits import SplitRule
 from forecasting.core.errors import ForecastingError
-from forecasting.models.koopa.module import KoopaConfig
+from forecasting.models.koopa.module import KoopaConfig, KoopaHyperparameters
 from forecasting.training import TrainConfig
 
 MethodName = Literal["scorevi", "advi", "mc_dropout", "conformal", "deterministic"]
@@ -64,24 +63,9 @@ class DataSection:
             raise ForecastingError(f"data: lookback must be >= 2 and horizon >= 1, got {self.lookback}, {self.horizon}")
 
 
-@dataclass(frozen=True)
-class ModelSection:
-    """Koopa hyper-parameters (:class:`forecasting.models.koopa.module.KoopaConfig` without lookback/horizon,
-    which come from the ``data`` section)."""
-
-    seg_len: int | None = None
-    dynamic_dim: int = 128
-    hidden_dim: int = 64
-    hidden_layers: int = 2
-    num_blocks: int = 3
-    alpha: float = 0.2
-    dropout: float = 0.05
-    multistep: bool = False
-    ridge: float = 1e-4
-
-    def koopa(self, lookback: int, horizon: int) -> KoopaConfig:
-        """The full :class:`KoopaConfig` for this window size."""
-        return KoopaConfig(lookback=lookback, horizon=horizon, **dataclasses.asdict(self))
+# The ``model`` section IS Koopa's hyper-parameter dataclass, so its keys and defaults are stated once
+# (forecasting.models.koopa.module); lookback/horizon come from the ``data`` section.
+ModelSection = KoopaHyperparameters
 
 
 @dataclass(frozen=True)
@@ -296,7 +280,7 @@ class ForecasterConfig:
         self.koopa()  # validate the model section against the window size early
 
     def koopa(self) -> KoopaConfig:
-        return self.model.koopa(self.data.lookback, self.data.horizon)
+        return self.model.for_window(self.data.lookback, self.data.horizon)
 
 
 DATASET_KEY = "dataset"

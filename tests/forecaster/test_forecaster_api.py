@@ -13,7 +13,7 @@ from forecasting.core.config import from_dict, load_config, to_dict
 from forecasting.core.errors import ForecastingError
 from forecasting.forecaster.api import Forecaster
 from forecasting.forecaster.config import DEFAULT_QUANTILES, ForecasterConfig, ModelSection
-from forecasting.models.koopa.module import KoopaConfig
+from forecasting.models.koopa.module import KoopaConfig, KoopaHyperparameters
 
 L, H = 48, 24
 
@@ -191,6 +191,13 @@ def test_config_yaml_overrides_and_errors(tmp_path):
         from_dict(ForecasterConfig, {"data": {"lookback": 8, "horizon": 24}})
     koopa = {f.name for f in dataclasses.fields(KoopaConfig)} - {"lookback", "horizon"}
     assert {f.name for f in dataclasses.fields(ModelSection)} == koopa, "ModelSection must mirror KoopaConfig"
+    # Koopa's defaults are stated once: the model section is the model's own dataclass, and the section a run
+    # saves (config.yaml, the artifact) keeps its keys, order and values.
+    assert ModelSection is KoopaHyperparameters
+    assert list(to_dict(ForecasterConfig().model).items()) == [
+        ("seg_len", None), ("dynamic_dim", 128), ("hidden_dim", 64), ("hidden_layers", 2), ("num_blocks", 3),
+        ("alpha", 0.2), ("dropout", 0.05), ("multistep", False), ("ridge", 1e-4)]
+    assert ForecasterConfig().koopa() == KoopaConfig(lookback=96, horizon=48)
 
 
 def test_fit_data_errors(vic):

@@ -27,8 +27,9 @@ Differences from the public code (fixing the defects listed in KOOPA.md):
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -40,12 +41,14 @@ _NORM_EPS = 1e-5
 
 
 @dataclass(frozen=True)
-class KoopaConfig:
-    """Koopa hyper-parameters (defaults: the paper's).
+class KoopaHyperparameters:
+    """Koopa's hyper-parameters apart from the window: the one place where their defaults (the paper's) live.
+
+    The forecaster's ``model`` config section is this class (lookback/horizon come from its
+    ``data`` section) and the dashboard reads its defaults from here, so a default changed here
+    changes everywhere.
 
     Attributes:
-        lookback: input length ``L`` (the benchmark uses ``2 * horizon``).
-        horizon: forecast length ``H``.
         seg_len: segment length ``S`` of the time-variant predictor; ``None`` means ``S = H`` as
             in the official scripts. Must be smaller than ``L`` (at least two segments are needed
             for a least-squares operator). Smaller ``S`` gives more segments and a better
@@ -63,8 +66,6 @@ class KoopaConfig:
             minimum-norm least-squares fit.
     """
 
-    lookback: int
-    horizon: int
     seg_len: int | None = None
     dynamic_dim: int = 128
     hidden_dim: int = 64
@@ -74,6 +75,26 @@ class KoopaConfig:
     dropout: float = 0.05
     multistep: bool = False
     ridge: float = 1e-4
+
+    def for_window(self, lookback: int, horizon: int) -> KoopaConfig:
+        """The full (validated) :class:`KoopaConfig` of these hyper-parameters for a window ``L -> H``."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(KoopaHyperparameters)}
+        return KoopaConfig(lookback=lookback, horizon=horizon, **values)
+
+
+@dataclass(frozen=True)
+class KoopaConfig(KoopaHyperparameters):
+    """Koopa's hyper-parameters for one window size (defaults: :class:`KoopaHyperparameters`).
+
+    Attributes:
+        lookback: input length ``L`` (the benchmark uses ``2 * horizon``).
+        horizon: forecast length ``H``.
+
+    Both are keyword-only: they follow the defaulted fields they extend.
+    """
+
+    lookback: int = field(kw_only=True)
+    horizon: int = field(kw_only=True)
 
     def __post_init__(self) -> None:
         problems = []
