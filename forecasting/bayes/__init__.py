@@ -1,6 +1,6 @@
 """The inference engine: variational families, priors, targets and ScoreVI / ADVI / GSM / BaM.
 
-It knows nothing about time series or images (DESIGN.md): its input is a per-example
+It knows nothing about time series or images (docs/design.md): its input is a per-example
 log-likelihood over a flat parameter vector θ ∈ R^P, a prior and a variational family.
 
 Typical use with a network::

@@ -1,4 +1,4 @@
-"""ScoreVI's closed-form solver for the diagonal Gaussian family (SCOREVI.md, "our design").
+"""ScoreVI's closed-form solver for the diagonal Gaussian family (docs/scorevi.md, "The algorithm as implemented").
 
 With W = Cov(q_t) and coordinates whitened by q_t (ε = (θ − μ_t)/σ_t, y = σ_t ⊙ ĝ), the
 score-matching term is, per coordinate, the least-squares line y ≈ −τ ε + c with

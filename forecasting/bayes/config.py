@@ -1,6 +1,6 @@
 """Configs of the inference engine: str Enums (valid YAML and Python at once) + frozen dataclasses.
 
-Every open choice of SCOREVI.md is a field here; defaults were picked by the synthetic benchmark
+Every open choice of docs/scorevi.md is a field here; defaults were picked by the synthetic benchmark
 (``forecasting bench inference``; see ``docs/results/inference.md``). Load from YAML with
 ``forecasting.core.config.from_dict(InferenceConfig, {...})`` — unknown keys and bad enum values are
 errors with a did-you-mean.
@@ -78,7 +78,7 @@ class OptimizerKind(str, enum.Enum):
 
 @dataclass(frozen=True)
 class ScoreVIConfig:
-    """ScoreVI (score matching + proximal penalty, SCOREVI.md; Kim 2026, arXiv 2602.05873).
+    """ScoreVI (score matching + proximal penalty, docs/scorevi.md; Kim 2026, arXiv 2602.05873).
 
     Attributes:
         family: variational family.

@@ -2,7 +2,7 @@
 
 Model-agnostic: works with any object offering ``scores(thetas, batch)`` (and ``log_joint``).
 
-Why averaging is right (SCOREVI.md, mini-batch target): rank ``r`` computes
+Why averaging is right (docs/scorevi.md, mini-batch target): rank ``r`` computes
 ``ĝ_r(θ) = ∇ log p(θ) + (N/B)/T Σ_{i∈B_r} ∇ log p(y_i | x_i, θ)``. With ``R`` ranks and disjoint
 batches of equal size ``B``, ``(1/R) Σ_r ĝ_r(θ) = ∇ log p(θ) + (N/(RB))/T Σ_{i∈∪B_r} ∇ log p(y_i|x_i, θ)``
 — exactly the score of the union batch of size ``RB``, hence unbiased for the full-data score.

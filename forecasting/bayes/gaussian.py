@@ -2,7 +2,7 @@
 
 The diagonal family is parameterised by (μ, log σ): σ = exp(log σ). The exponential (rather than
 softplus) keeps every positive σ reachable with relative steps, which matters when posterior
-standard deviations span orders of magnitude (SCOREVI.md's prototype: moving σ from 1 to 0.01
+standard deviations span orders of magnitude (docs/scorevi.md, prototype findings: moving σ from 1 to 0.01
 dominates ADVI's run time), and it makes the closed-form ScoreVI step (σ ← σ_t / √τ) exact.
 """
 from __future__ import annotations

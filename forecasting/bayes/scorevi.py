@@ -1,4 +1,4 @@
-"""ScoreVI: score matching + proximal penalty, solved in iterations (SCOREVI.md; Kim 2026, arXiv 2602.05873).
+"""ScoreVI: score matching + proximal penalty, solved in iterations (docs/scorevi.md; Kim 2026, arXiv 2602.05873).
 
 Outer iteration t (q_t = current family, frozen):
 
@@ -14,7 +14,7 @@ a φ-free ‖ĝ‖² term, so its φ-gradient, which the optimiser steps on, is 
 linear in ĝ, but the step is a non-linear function of them (the KL-proximal root τ for λ > 0, the
 adaptive damping κ·ŝ²/n_eff built from Σĝ², and μ = μ_t + σ_t c/τ, σ = σ_t/√τ), so mini-batch
 noise biases it: an independent check measured a stationary σ ≈ 0.86× the mean-field optimum at
-batch 100 (0.98× with full-batch scores; SCOREVI.md). It trades that bias for far fewer iterations.
+batch 100 (0.98× with full-batch scores; docs/scorevi.md). It trades that bias for far fewer iterations.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 ``Target`` turns a pure per-example ``log_likelihood(theta, batch) -> [B]`` into
 
 * ``minibatch_log_joint(θ, batch) = log p(θ) + (N/B)/T · Σ_i log p(y_i | x_i, θ)`` — unbiased for
-  the full-data log joint (SCOREVI.md; T = temperature),
+  the full-data log joint (docs/scorevi.md; T = temperature),
 * ``scores(thetas [S,P], batch) -> (log_joint [S], ∇θ [S,P])`` without any graph (ScoreVI, GSM, BaM),
 * ``log_joint(thetas [S,P], batch) -> [S]`` differentiable in θ (ADVI's reparameterised ELBO).
 

@@ -7,7 +7,7 @@ categorical likelihood, chosen by ``config.method``:
 * ``mc_dropout`` — the same training, dropout kept active at prediction (Gal & Ghahramani 2016);
 * ``advi`` — mean-field Gaussian over *all* weights, reparameterised ELBO (Blundell et al. 2015);
 * ``scorevi`` — the same family fitted by score matching + proximal penalty (Kim 2026,
-  arXiv 2602.05873; ``docs/SCOREVI.md``).
+  arXiv 2602.05873; ``docs/scorevi.md``).
 
 The Bayesian methods go through ``forecasting.bayes`` unchanged: the network becomes a pure
 function of a flat weight vector θ via ``FlatParams`` + ``torch.func.functional_call``, the
@@ -101,7 +101,7 @@ class ClassifierPredictConfig:
 
 def _default_inference() -> InferenceConfig:
     # Prior centred at the initial weights; ScoreVI with a growing proximal weight λ_t = λ(1 + 0.1 t)
-    # (better validation NLL than constant λ on MNIST-1500 for both backbones; SCOREVI.md: growth is
+    # (better validation NLL than constant λ on MNIST-1500 for both backbones; docs/scorevi.md: growth is
     # what keeps noisy mini-batch scores from driving q around).
     return InferenceConfig(prior=PriorConfig(scale=1.0, center="init"),
                            scorevi=ScoreVIConfig(proximal_schedule=Schedule.LINEAR, proximal_growth=0.1))

@@ -1,4 +1,4 @@
-"""Train/validation/test borders exactly as the long-horizon benchmark protocol (KOOPA.md).
+"""Train/validation/test borders exactly as the long-horizon benchmark protocol (docs/koopa.md).
 
 * ``ett_months``: 12/4/4 months of 30 days (ETTh: 8640/2880/2880 rows at hourly frequency),
   the rest unused.

@@ -1,4 +1,4 @@
-"""Classification metrics on MC-averaged predictive probabilities (vision pathway, EVALUATION.md).
+"""Classification metrics on MC-averaged predictive probabilities (vision pathway, docs/evaluation.md).
 
 All metrics take ``probs [N, K]`` — the predictive distribution, i.e. the *average over weight
 samples* of the softmax outputs (never the softmax of averaged logits, never a single sample) —

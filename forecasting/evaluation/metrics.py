@@ -1,4 +1,4 @@
-"""Forecast metrics from predictive samples, named as in EVALUATION.md.
+"""Forecast metrics from predictive samples, named as in docs/evaluation.md.
 
 Every metric takes predictive ``samples [S, N, H, C]`` (sample axis first; any trailing
 shape works, e.g. ``[S, N, H]``) and ``target [N, H, C]`` as numpy arrays (torch tensors are
@@ -164,7 +164,7 @@ class ForecastEvaluation:
     """Result of :func:`evaluate_forecast`.
 
     Attributes:
-        metrics: scalar metrics named as in EVALUATION.md (plus ``n_points``, ``n_samples``,
+        metrics: scalar metrics named as in docs/evaluation.md (plus ``n_points``, ``n_samples``,
             ``msis_skipped``).
         reliability: ``{"nominal": [...], "observed": [...]}`` for central intervals.
         pit_counts: PIT histogram with ``calibration.PIT_BINS`` equal bins on [0, 1].

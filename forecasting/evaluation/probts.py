@@ -2,7 +2,7 @@
 
 Reproduces how ProbTS (Zhang et al., NeurIPS 2024 Datasets & Benchmarks; also used by
 K²VAE, ICML 2025) scores a forecast, so our numbers sit beside the published ones
-(EVALUATION.md, "Second protocol"). For each test window ``n`` with target ``y_n [H, C]``
+(docs/evaluation.md, "Protocol 2"). For each test window ``n`` with target ``y_n [H, C]``
 on the **original scale**:
 
 * ``CRPS_n = mean_q 2 Σ_{h,c} |(y − ŷ_q)(1{y ≤ ŷ_q} − q)| / Σ_{h,c} |y|`` over the 19 levels
@@ -12,7 +12,7 @@ on the **original scale**:
 
 and the reported values are the means over windows (ProbTS' ``Evaluator.get_metrics`` loops
 over sequences the same way; its "ND" is our NMAE). Note: ProbTS' ``Evaluator`` defaults to
-``quantiles_num=10`` (q = 0.1 … 0.9); EVALUATION.md fixes the 19 levels above, and
+``quantiles_num=10`` (q = 0.1 … 0.9); docs/evaluation.md fixes the 19 levels above, and
 ``quantile_levels`` reproduces a run made with the other setting.
 
 A point forecast has every quantile equal to the point, and for levels symmetric around 0.5

@@ -1,4 +1,4 @@
-"""Benchmark result files: ``<out>/<suite>.json`` + ``<out>/<suite>.md`` (EVALUATION.md layout).
+"""Benchmark result files: ``<out>/<suite>.json`` + ``<out>/<suite>.md`` (docs/evaluation.md layout).
 
 Rows are plain dicts, e.g. ``{"dataset": "ETTh2", "horizon": 48, "method": "koopa",
 "metrics": {...}, "seconds": {...}, "peak_rss_mb": ...}``. A failed method is a row with

@@ -5,7 +5,7 @@ previous ``L`` rows with the fitted model (no refitting: the model's own trainin
 what it learned from), and score the predictive samples against what happened:
 
 * :func:`evaluate_split` — every window of a split (stride 1 by default, as the paper's
-  protocol) or an evenly spaced subset; one set of metrics (EVALUATION.md names) on the
+  protocol) or an evenly spaced subset; one set of metrics (docs/evaluation.md names) on the
   original scale and on the standard-scaled data (the paper's MSE/MAE scale), plus the
   reliability table and the PIT histogram used by the calibration report.
 * :func:`backtest` — rolling origins every ``step`` rows (default ``H``: non-overlapping
@@ -114,7 +114,7 @@ def origins(forecaster: Any, frame: SeriesFrame, split: str = "test", step: int 
 
 def score(forecaster: Any, org: Origins, n_samples: int = 100, seed: int = 0, chunk: int = 256,
           per_window: bool = False, season: int | None = None, progress: bool = False) -> Scores:
-    """Forecast every origin and score it (EVALUATION.md metrics), chunk by chunk.
+    """Forecast every origin and score it (docs/evaluation.md metrics), chunk by chunk.
 
     Chunk ``k`` samples with seed ``SeedSequence([seed, k])`` (reproducible). Metrics on the
     original scale and on the scaled data; ``per_window`` adds a row per window with its CRPS,

@@ -1,4 +1,4 @@
-"""Posterior recovery with known answers (SCOREVI.md check 1, and the known diagonal Gaussian)."""
+"""Posterior recovery with known answers (docs/scorevi.md, "How it is checked"; and the known diagonal Gaussian)."""
 from __future__ import annotations
 
 import pytest

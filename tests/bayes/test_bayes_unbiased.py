@@ -1,4 +1,4 @@
-"""Unbiasedness under mini-batch scores (SCOREVI.md check 2).
+"""Unbiasedness under mini-batch scores (docs/scorevi.md, "How it is checked").
 
 L_t is affine in ĝ up to a φ-free term, so the φ-gradient averaged over mini-batches equals the
 full-batch gradient. With the N/B scaling, averaging over the B-sized blocks of a partition of the

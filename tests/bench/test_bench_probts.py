@@ -62,7 +62,7 @@ def test_tiny_run_writes_results_with_published_rows_kept_apart(tmp_path):
     assert 0 < rows["scorevi-koopa"]["metrics"]["crps"] < 5 and "coverage_90" in rows["scorevi-koopa"]["metrics"]
     assert rows["scorevi-koopa"]["lookback"] == 36 and rows["scorevi-koopa"]["windows"]["test"] >= 1
     md = (tmp_path / "probts.md").read_text()
-    assert "published (as quoted in EVALUATION.md)" in md and "| scorevi-koopa | ours |" in md
+    assert "published (as quoted in docs/evaluation.md)" in md and "| scorevi-koopa | ours |" in md
     assert "runtime quick 30min" in md
     # --resume reuses the rows (same settings) instead of refitting
     args = _args(tmp_path, "--quick", "--methods", "koopa-point", "scorevi-koopa", "--horizons", "24", "--resume")

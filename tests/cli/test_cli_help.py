@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,21 @@ def test_demo_help_printed_by_the_cli(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "vic_elec" in out and not RST_MARKUP.search(out)
+
+
+# -- documents named in --help exist in the repository ------------------------------------------
+REPO = Path(__file__).resolve().parents[2]
+DOC_PATH = re.compile(r"(?<![\w/<{.-])(docs/[\w./-]*\w)")
+BARE_DOC = re.compile(r"(?<![\w/.-])([\w-]+\.md)\b")
+# File names that --help texts give as *outputs* of a command (not documents to read).
+OUTPUT_NAMES = {"calibration.md", "summary.md", "gpu.md"}
+
+
+@pytest.mark.parametrize("command", sorted(PARSERS))
+def test_documents_named_in_help_exist(command):
+    """A --help that says "see docs/x.md" must point to a file users have (not an out-of-repo note)."""
+    text = PARSERS[command].format_help()
+    missing = [p for p in DOC_PATH.findall(text) if not (REPO / p).exists()]
+    bare = [n for n in BARE_DOC.findall(text) if n not in OUTPUT_NAMES]
+    assert not missing, f"`{command} --help` names documents that are not in the repository: {missing}"
+    assert not bare, f"`{command} --help` names documents without their path in the repository: {bare}"

@@ -1,4 +1,4 @@
-"""Benchmark protocol on the real files: split sizes, window counts, train-only scaling (KOOPA.md)."""
+"""Benchmark protocol on the real files: split sizes, window counts, train-only scaling (docs/koopa.md)."""
 from __future__ import annotations
 
 import dataclasses

@@ -16,7 +16,7 @@ SUITES = {
     "probabilistic": "forecasting.bench.forecast.probabilistic",
 }
 BENCHMARK_DATASETS = ("ETTh1", "ETTh2", "exchange_rate", "national_illness")
-# The long-horizon protocol's horizons (KOOPA.md): ILI is weekly and short, so it has its own.
+# The long-horizon protocol's horizons (docs/koopa.md): ILI is weekly and short, so it has its own.
 DEFAULT_HORIZONS = {"ETTh1": (48, 96, 144, 192), "ETTh2": (48, 96, 144, 192), "exchange_rate": (48, 96, 144, 192),
                     "national_illness": (24, 36, 48, 60)}
 

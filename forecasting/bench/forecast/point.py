@@ -1,6 +1,6 @@
 """Point-accuracy benchmark: Koopa vs the paper's table and same-run peers (issue 3).
 
-For every (dataset, horizon): lookback ``L = 2H``, the protocol of KOOPA.md (splits, scaler
+For every (dataset, horizon): lookback ``L = 2H``, the protocol of docs/koopa.md (splits, scaler
 fitted on training rows, stride-1 windows), MSE/MAE on scaled test data of
 
 * ``koopa`` — deterministic Koopa with the official per-dataset settings (ETTh1 has no row in
@@ -25,7 +25,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# Koopa paper main table as recalled by a secondary source (KOOPA.md; unverified): (mse, mae).
+# Koopa paper main table as recalled by a secondary source (docs/koopa.md; unverified): (mse, mae).
 REFERENCE: dict[str, dict[int, tuple[float, float]]] = {
     "ETTh2": {48: (0.226, 0.300), 96: (0.297, 0.349), 144: (0.333, 0.381), 192: (0.356, 0.393)},
     "exchange_rate": {48: (0.042, 0.143), 96: (0.083, 0.207), 144: (0.130, 0.261), 192: (0.184, 0.309)},
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     json_path, md_path = write_results(args.out, "point", rows, device=str(device), command=command, markdown=markdown,
                                        extra={"wall_seconds": wall, "quick": bool(args.quick), "goals": summary["goals"],
                                               "reference_note": "Koopa paper table as recalled by a secondary source "
-                                                                "(docs/KOOPA.md), not verified against the PDF",
+                                                                "(docs/koopa.md), not verified against the PDF",
                                               "torch_threads": torch.get_num_threads()})
     log.info("wrote %s and %s (%.0f s)", json_path, md_path, wall)
     return 0
@@ -339,7 +339,7 @@ def render_markdown(rows: list[dict[str, Any]], summary: dict[str, Any], args) -
             f"{'met' if g['within_wall_budget'] else 'missed'})",
             "", "## Notes", "",
             "- ETTh1 has no row in the paper's per-dataset table; it uses the ETTh2 settings.",
-            "- Reference numbers are the Koopa paper's table as recalled by a secondary source (KOOPA.md), not verified.",
+            "- Reference numbers are the Koopa paper's table as recalled by a secondary source (docs/koopa.md), not verified.",
             "- Seasons: ETTh1/ETTh2 24 (hourly), exchange_rate 7 (one row per calendar day), national_illness 52 (weekly); "
             "naive contexts are max(L, season) rows with the same test targets.",
             "- DLinear: gluonts `DLinearModel` (hidden_dimension 20, kernel 25, no scaling, Normal head; its mean trained "

@@ -2,7 +2,7 @@
 
 A *cell spec* (a JSON-able dict, see :func:`make_spec`) names the dataset, horizon, lookback,
 method, sample count, seed, device and the :class:`Budget`. :func:`run_cell_method` turns it
-into one result row (EVALUATION.md layout): it prepares the data exactly as every other method
+into one result row (docs/evaluation.md layout): it prepares the data exactly as every other method
 of the cell sees it, trains, draws ``S`` predictive samples on the *scaled* test windows
 ``[S, N, H, C]``, and scores them with :func:`forecasting.evaluation.metrics.evaluate_forecast`.
 :mod:`forecasting.bench.forecast.prob_worker` runs it in a fresh process, so peak memory is per method.
@@ -117,7 +117,7 @@ class Budget:
 
 @dataclass(frozen=True)
 class Protocol:
-    """How a cell is windowed (KOOPA.md: lookback ``2H``, stride-1 sliding test windows)."""
+    """How a cell is windowed (docs/koopa.md: lookback ``2H``, stride-1 sliding test windows)."""
 
     name: str = "koopa"
 
@@ -164,7 +164,7 @@ def _stride_for(n: int, limit: int) -> int:
 
 
 def load_cell(spec: dict[str, Any]) -> CellData:
-    """Load, split, scale and window the cell's dataset (KOOPA.md protocol)."""
+    """Load, split, scale and window the cell's dataset (docs/koopa.md protocol)."""
     import torch
 
     from forecasting.baselines.naive import season_for
@@ -272,7 +272,7 @@ def variant_config(choice: dict[str, Any], *, lookback: int, horizon: int, model
 
 def koopa_forecaster_config(spec: dict[str, Any], n_channels: int | None = None):
     """The :class:`ForecasterConfig` of a Koopa variant: the dataset's official Koopa preset
-    (KOOPA.md, ``seg_len = H``), the method's library defaults, and the shared budget."""
+    (docs/koopa.md, ``seg_len = H``), the method's library defaults, and the shared budget."""
     from forecasting.models.koopa.presets import koopa_preset
 
     b = Budget(**spec["budget"])
@@ -377,7 +377,7 @@ def fan_data(cell: CellData, samples: np.ndarray, index: int, scaler) -> dict[st
 
 
 def score(spec: dict[str, Any], cell: CellData, result: MethodResult) -> dict[str, Any]:
-    """Metrics (EVALUATION.md names), reliability table, PIT density, subset metrics, fan data."""
+    """Metrics (docs/evaluation.md names), reliability table, PIT density, subset metrics, fan data."""
     from forecasting.evaluation.metrics import evaluate_forecast
 
     samples = np.asarray(result["samples"], dtype=np.float32)

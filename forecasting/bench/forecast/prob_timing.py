@@ -1,4 +1,4 @@
-"""Training-step cost of ScoreVI vs ADVI vs deterministic Koopa, measured in one process (EVALUATION.md).
+"""Training-step cost of ScoreVI vs ADVI vs deterministic Koopa, measured in one process (docs/evaluation.md).
 
 The per-method rows of the benchmark run in separate processes at different moments of a
 shared machine, so their step times differ by the load as much as by the algorithm. This pseudo

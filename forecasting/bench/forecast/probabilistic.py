@@ -4,11 +4,11 @@
 [--quick] [--samples 100] [--seed] [--device] [--methods ...]``
 
 For every (dataset, horizon) — ETTh1, ETTh2, exchange_rate (H = 48, 96) and national_illness
-(H = 24, 36) by default — with the KOOPA.md protocol (lookback ``2H``, splits, scaler fitted on
+(H = 24, 36) by default — with the docs/koopa.md protocol (lookback ``2H``, splits, scaler fitted on
 training rows), each method of :data:`forecasting.bench.forecast.prob_methods.METHODS` runs in **its own
 process** (:mod:`forecasting.bench.forecast.prob_worker`: peak RSS per method; a crash or timeout is an
 error row, never a missing one), draws ``--samples`` predictive samples per test window, and is
-scored with the EVALUATION.md metrics on the scaled data. Writes ``<out>/probabilistic.json``,
+scored with the docs/evaluation.md metrics on the scaled data. Writes ``<out>/probabilistic.json``,
 ``<out>/probabilistic.md`` and PNGs under ``<out>/probabilistic/``; partial results are written
 after every method, and ``--resume`` reuses finished rows of an interrupted run with the same
 settings. Goals are measured and reported (:mod:`forecasting.bench.forecast.prob_report`), never asserted.
@@ -43,8 +43,8 @@ def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--methods", nargs="+", default=None, metavar="NAME",
                    help=f"methods to run (default: {' '.join(DEFAULT_METHODS)}; known: {' '.join(METHODS)})")
     g.add_argument("--protocol", default="koopa", choices=["koopa", "probts"],
-                   help="windowing/scoring protocol (default: koopa = KOOPA.md; probts = EVALUATION.md's second "
-                        "protocol, written to <out>/probts.json/.md)")
+                   help="windowing/scoring protocol (default: koopa = docs/koopa.md; probts = docs/evaluation.md's protocol 2"
+                        ", written to <out>/probts.json/.md)")
     g.add_argument("--max-test-windows", type=int, default=None, help="test windows scored per cell (strided; default 64, quick 32)")
     g.add_argument("--stat-windows", type=int, default=None, help="of those, windows given to ETS (default 10, quick 6)")
     g.add_argument("--koopa-epochs", type=int, default=None, help="epochs of every Koopa variant (default 3, quick 2)")
@@ -275,7 +275,7 @@ def rerender(out_dir: str | Path) -> Path:
 
 
 def setup_lines(settings: dict[str, Any], budget, methods: list[str], wall: float, partial: bool) -> list[str]:
-    lines = [f"Protocol: {settings['protocol']} (KOOPA.md: lookback 2H, ETT 12/4/4 months, others 70/10/20, scaler fitted on "
+    lines = [f"Protocol: {settings['protocol']} (docs/koopa.md: lookback 2H, ETT 12/4/4 months, others 70/10/20, scaler fitted on "
              "training rows, metrics on the standard-scaled data unless named `_original`).",
              f"Methods: {', '.join(methods)}; {settings['samples']} predictive samples per window; seed {settings['seed']}; "
              f"device {settings['device']}.",

@@ -3,8 +3,8 @@
 ``forecasting bench forecast --suite probabilistic --protocol probts [--datasets ...] [--horizons ...]
 [--quick] [--seeds N] [--methods ...] --out DIR``
 
-EVALUATION.md, "Second protocol": lookback 96 (ILI 36); horizons 96/192/336/720 (ILI 24/36/48/60);
-KOOPA.md splits with the scaler fitted on training rows; test windows every 96 rows; 100 samples;
+docs/evaluation.md, "Protocol 2": lookback 96 (ILI 36); horizons 96/192/336/720 (ILI 24/36/48/60);
+docs/koopa.md splits with the scaler fitted on training rows; test windows every 96 rows; 100 samples;
 CRPS over the 19 quantile levels 0.05 … 0.95 and NMAE, per window normalised by Σ|y| on the
 **original** scale, averaged over windows (:mod:`forecasting.evaluation.probts`). Seeds: 3 at the
 longest horizon (mean ± std), one elsewhere; ``--quick``: the shortest and the longest horizon,
@@ -19,7 +19,7 @@ Methods (all through the public :class:`~forecasting.forecaster.api.Forecaster`)
   (the ``deterministic`` method: NLL training, intervals from the head alone), our re-run of the
   published "Koopa + distribution head" baseline.
 
-The Koopa architecture: the dataset's official preset (KOOPA.md table) at the horizon itself when the
+The Koopa architecture: the dataset's official preset (docs/koopa.md table) at the horizon itself when the
 table has it, else at its longest horizon (ETT/Exchange 336 and 720 use the 192 row), with segment
 length ``L / 2`` (the table's ``S = H`` assumes ``L = 2H``; here ``L`` is fixed at 96, so two input
 segments). Writes ``<out>/probts.json`` and ``<out>/probts.md`` (rendered by

@@ -1,6 +1,6 @@
 """Result files of the ProbTS protocol run: ``probts.json`` / ``probts.md``, goals of issue 11 measured.
 
-Published numbers (EVALUATION.md, "Second protocol") are kept apart from ours and always labelled
+Published numbers (docs/evaluation.md, "Protocol 2") are kept apart from ours and always labelled
 as published; our rows say "ours" and name the command that produced them.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ DATASETS = ("ETTh1", "ETTh2", "exchange_rate", "national_illness")
 LONGEST = {"ETTh1": 720, "ETTh2": 720, "exchange_rate": 720, "national_illness": 60}
 SHORTEST = {"ETTh1": 96, "ETTh2": 96, "exchange_rate": 96, "national_illness": 24}
 
-# CRPS / NMAE at H = 720 (ILI 60): the K²VAE repository's result figure, as quoted in EVALUATION.md.
+# CRPS / NMAE at H = 720 (ILI 60): the K²VAE repository's result figure, as quoted in docs/evaluation.md.
 PUBLISHED_LONG: dict[str, dict[str, tuple[float, float | None]]] = {
     "K²VAE (best published probabilistic)": {"ETTh1": (.314, .396), "ETTh2": (.280, .278), "exchange_rate": (.069, .084),
                                              "national_illness": (.142, .167)},
@@ -115,9 +115,9 @@ def render(rows: list[dict], settings: dict, methods: list[str], budget, wall: f
     agg = aggregate(rows)
     g = goals(agg, wall, quick, partial)
     lines = ["## Setup", "",
-             "- Protocol: ProbTS long horizon (EVALUATION.md, \"Second protocol\"): lookback 96 (ILI 36), test windows every "
+             "- Protocol: ProbTS long horizon (docs/evaluation.md, \"Protocol 2\"): lookback 96 (ILI 36), test windows every "
              f"{settings['test_stride']} rows, {settings['samples']} samples, CRPS over the 19 quantile levels 0.05…0.95 "
-             "and NMAE, per window normalised by Σ|y| on the original scale, averaged over windows; KOOPA.md splits, "
+             "and NMAE, per window normalised by Σ|y| on the original scale, averaged over windows; docs/koopa.md splits, "
              "scaler fitted on training rows. A point forecast scores CRPS = NMAE.",
              f"- Methods (ours): {', '.join(methods)}. Koopa architecture: the dataset's official preset at the horizon "
              "(longest tabled horizon for 336/720), segment length L/2.",
@@ -134,7 +134,7 @@ def render(rows: list[dict], settings: dict, methods: list[str], budget, wall: f
               "| model | source | " + " | ".join(DATASETS) + " |", "|---|---|" + "---|" * len(DATASETS)]
     for name, vals in PUBLISHED_LONG.items():
         cells = [f"{c:.3f}/{n:.3f}" if n is not None else f"{c:.3f}" for c, n in (vals[d] for d in DATASETS)]
-        lines.append(f"| {name} | published (as quoted in EVALUATION.md) | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | published (as quoted in docs/evaluation.md) | " + " | ".join(cells) + " |")
     for m in methods:
         cells = []
         for d in DATASETS:

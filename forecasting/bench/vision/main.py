@@ -32,7 +32,7 @@ DEFAULT_BACKBONES = ("resnet_tiny", "vit_tiny")
 #: split (MNIST-1500, MAP warm start, one VI epoch, T ∈ {1, 0.01, 0.001}, ScoreVI val NLL): at T = 1 the
 #: mean-field posterior's σ grows until the sampled networks underfit (docs/results/vision_analysis.md).
 DEFAULT_TEMPERATURE = 0.001
-DEFAULT_ADVI_LR = 1e-3  # Adam learning rate of ADVI (chosen on validation NLL; see vision_analysis.md)
+DEFAULT_ADVI_LR = 1e-3  # Adam learning rate of ADVI (chosen on validation NLL; see docs/results/vision_analysis.md)
 METHODS = ("deterministic", "mc_dropout", "advi", "scorevi")
 
 
@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
                         help="likelihood temperature T of every method (prior and likelihood are shared; default %(default)s)")
     parser.add_argument("--advi-lr", type=float, default=DEFAULT_ADVI_LR,
-                        help="ADVI's Adam learning rate (default %(default)s; see vision_analysis.md for its selection)")
+                        help="ADVI's Adam learning rate (default %(default)s; see docs/results/vision_analysis.md for its selection)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: 1 on CPU — on a shared machine 2 threads thrash; see notes)")
     parser.add_argument("--mc-samples", type=int, default=None,

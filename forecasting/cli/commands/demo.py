@@ -30,7 +30,7 @@ scores the held-out test windows, and writes to runs/demo/ (or --out):
     calibration.md        coverage table, reliability table, metrics, the figures
     reliability.png       observed vs nominal coverage of central intervals
     pit_histogram.png     PIT histogram (flat = calibrated)
-    metrics.json          test metrics (EVALUATION.md names)
+    metrics.json          test metrics (docs/evaluation.md names)
     model/, config.yaml, run.json, train/   a normal run directory: forecasting predict --model runs/demo ... works
 
 The folder is built under a temporary name and swapped in at the end, so an interrupted demo

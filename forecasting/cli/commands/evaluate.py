@@ -18,7 +18,7 @@ from forecasting.cli.commands.common import (
 )
 from forecasting.core.errors import ForecastingError
 
-EPILOG = """Metrics (EVALUATION.md): mse (of the sample mean), mae (of the median), crps (fair ensemble
+EPILOG = """Metrics (docs/evaluation.md): mse (of the sample mean), mae (of the median), crps (fair ensemble
 estimator), mean_wql, coverage_50/80/90/95 and interval_width_*, msis, nll (KDE), pit_error;
 on the original scale, and mse/mae/crps also on the standard-scaled data (the paper's scale).
 

@@ -6,7 +6,7 @@ per-channel log-scales and any network parameters not chosen as Bayesian (object
 the predictive mixture over a few draws θ ~ q by default, see :meth:`VariationalTask._point_loss`);
 see :mod:`forecasting.models.heads` for why the noise is a point estimate.
 
-Target (SCOREVI.md): ``log p(θ) + (N/B)/T Σ_i log p(y_i | x_i, θ)`` with ``N`` = training windows,
+Target (docs/scorevi.md): ``log p(θ) + (N/B)/T Σ_i log p(y_i | x_i, θ)`` with ``N`` = training windows,
 the log-likelihood of a window summed over its ``H x C`` values. Windows overlap (stride 1), so
 each observation appears in up to ``H`` windows; ``inference.temperature`` (T > 1) is the knob that
 compensates when the posterior comes out too narrow.

@@ -2,7 +2,7 @@
 
 Liu, Li, Wang, Long, "Koopa: Learning Non-stationary Time Series Dynamics with Koopman
 Predictors", NeurIPS 2023 (arXiv 2305.18803). Our own implementation of the architecture
-described in ``docs/KOOPA.md``:
+described in ``docs/koopa.md``:
 
 1. instance normalisation over the lookback (detached statistics, eps 1e-5);
 2. Fourier filter with a fixed, data-derived mask (a buffer) splitting the input into a
@@ -14,7 +14,7 @@ described in ``docs/KOOPA.md``:
    backcast of the lookback;
 5. stacked residual blocks (Sec. 3.5); de-normalisation.
 
-Differences from the public code (fixing the defects listed in KOOPA.md):
+Differences from the public code (fixing the defects listed in docs/koopa.md):
 
 * ``forward`` writes no state, so it runs under ``torch.func.functional_call`` and ``vmap``;
 * the local operator is a ridge (Tikhonov) solution computed in float64 — it is finite for

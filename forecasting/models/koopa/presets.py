@@ -1,4 +1,4 @@
-"""Per-dataset Koopa settings of the official scripts (KOOPA.md table), lookback ``L = 2H``, ``S = H``.
+"""Per-dataset Koopa settings of the official scripts (docs/koopa.md table), lookback ``L = 2H``, ``S = H``.
 
 ETTh1 has no row in the table; it uses the ETTh2 settings (same sensor family, same shape).
 """
