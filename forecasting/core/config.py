@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from forecasting.core.atomic import atomic_write_text
 from forecasting.core.errors import ForecastingError
 
 T = TypeVar("T")
@@ -200,8 +201,4 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: typing.
 
 def write_yaml(data: Any, path: str | Path) -> None:
     """Write a resolved config atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(to_dict(data), sort_keys=False), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, yaml.safe_dump(to_dict(data), sort_keys=False))

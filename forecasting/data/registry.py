@@ -19,12 +19,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from forecasting.core.atomic import atomic_path
 from forecasting.data.splits import SplitRule
 from forecasting.core.errors import ForecastingError
 
@@ -209,11 +209,9 @@ def download(name: str, base_url: str, dest_dir: str | Path, timeout: float = 30
     dest_dir.mkdir(parents=True, exist_ok=True)
     url = base_url.rstrip("/") + "/" + spec.filename
     target = dest_dir / spec.filename
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.filename}.", suffix=".part", dir=dest_dir)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(target) as tmp:  # any exception below removes the temporary file
         digest = hashlib.md5(usedforsecurity=False)
-        with os.fdopen(fd, "wb") as out:
+        with open(tmp, "wb") as out:
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - user-given URL
                     while block := response.read(1 << 20):
@@ -228,11 +226,8 @@ def download(name: str, base_url: str, dest_dir: str | Path, timeout: float = 30
                 f"checksum mismatch for {url}: md5 {digest.hexdigest()}, expected {spec.md5}; "
                 "the file was not saved — check that the URL serves the original file"
             )
-        os.replace(tmp, target)
-        log.info("downloaded %s to %s", url, target)
-        return target
-    finally:
-        tmp.unlink(missing_ok=True)
+    log.info("downloaded %s to %s", url, target)
+    return target
 
 
 def require_spec(name: str) -> DatasetSpec:

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from forecasting.core.atomic import atomic_write_with
+
 ECE_BINS = 15
 
 
@@ -112,10 +114,7 @@ def plot_reliability(curves: dict[str, tuple], path: str | Path, title: str = ""
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    try:
+        return atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    finally:
+        plt.close(fig)

@@ -8,30 +8,21 @@ the same folder, then ``os.replace``), so an interrupted run never leaves a half
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from forecasting.core.atomic import atomic_write_with
+
 BANDS = ((0.95, "95%", 0.18), (0.80, "80%", 0.30), (0.50, "50%", 0.45))
 """Central bands of the fan chart: (level, label, alpha), widest drawn first."""
 
 
 def save_png(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Write ``fig`` to ``path`` as PNG atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``fig`` to ``path`` as PNG atomically (with the usual file permissions); returns the path."""
+    return atomic_write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
 
 
 def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:

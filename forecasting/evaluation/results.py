@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
-from forecasting.core.atomic import json_safe
+from forecasting.core.atomic import atomic_write_text, json_safe
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +88,12 @@ def write_results(out_dir: str | Path, suite: str, rows: Sequence[dict], *, devi
         **(extra or {}),
     }
     json_path, md_path = out / f"{suite}.json", out / f"{suite}.md"
-    _atomic_write(json_path, json.dumps(json_safe(payload), indent=2))
+    atomic_write_text(json_path, json.dumps(json_safe(payload), indent=2))
     body = markdown if markdown is not None else rows_to_markdown(rows)
     header = f"# Benchmark: {suite}\n\nCreated {payload['created']} on {payload['host']['device']} (torch {payload['host']['torch']}, {payload['host']['cpu_count']} CPUs).\n"
     if command:
         header += f"\nCommand:\n\n```\n{command}\n```\n"
-    _atomic_write(md_path, header + "\n" + body + "\n")
+    atomic_write_text(md_path, header + "\n" + body + "\n")
     return json_path, md_path
 
 
@@ -133,9 +133,3 @@ def format_number(value: Any, digits: int = 4) -> str:
             return f"{value:.3g}"
         return f"{value:.{digits}f}"
     return str(value)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

@@ -17,7 +17,7 @@ table. What each piece shows:
 """
 from __future__ import annotations
 
-from forecasting.core.atomic import atomic_write_text, chmod_default as _chmod_default
+from forecasting.core.atomic import atomic_write_text
 
 import logging
 from pathlib import Path
@@ -60,8 +60,7 @@ def fan_chart_png(path: Path, history_t: np.ndarray, history_y: np.ndarray, futu
 
     qs = np.quantile(samples, FAN_QUANTILES, axis=0, method="weibull")
     fan_chart(history_t, history_y, future_t, dict(zip(FAN_QUANTILES, qs)), target=target, title=title,
-              ylabel=ylabel, path=path)
-    _chmod_default(path)
+              ylabel=ylabel, path=path)  # written atomically, with the usual permissions
     return path
 
 
@@ -106,8 +105,6 @@ def write_calibration_report(out: Path, scores: Any, title: str, meta: dict[str,
     edges, density = scores.pit_histogram(20)
     pit_histogram(edges=edges, density=density, title=f"PIT histogram (test windows), error {scores.metrics['pit_error']:.3f}",
                   path=pit)
-    _chmod_default(rel)
-    _chmod_default(pit)
     md = out / "calibration.md"
     figures = ["fan_chart.png", "fan_chart_test.png", rel.name, pit.name]
     atomic_write_text(md, calibration_markdown(title, scores, meta, [f for f in figures if (out / f).exists()]))

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from forecasting.core import distributed as dist_env
+from forecasting.core.atomic import atomic_write_text, atomic_write_with
 from forecasting.core.device import resolve_device
 from forecasting.core.errors import ForecastingError
 from forecasting.training import accel, parallel
@@ -415,9 +416,7 @@ def _save_checkpoint(path: Path, task: TrainingTask, best_state: Any, loop: _Loo
         "generator": generator.get_state(),
         "rng": _rng_state(),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)  # atomic: an interruption leaves the previous checkpoint
+    atomic_write_with(path, lambda tmp: torch.save(payload, tmp))  # an interruption leaves the previous checkpoint
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
@@ -443,9 +442,7 @@ def _apply_checkpoint(payload: dict[str, Any], task: TrainingTask, generator: to
 
 
 def _rewrite_log(run_path: Path, history: list[dict[str, Any]]) -> None:
-    tmp = run_path / (METRICS_LOG + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in history), encoding="utf-8")
-    tmp.replace(run_path / METRICS_LOG)
+    atomic_write_text(run_path / METRICS_LOG, "".join(json.dumps(r) + "\n" for r in history))
 
 
 def read_metrics_log(run_dir: str | Path) -> list[dict[str, Any]]:

@@ -35,7 +35,6 @@ import glob as _glob
 import logging
 import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -44,6 +43,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from forecasting.core.atomic import AtomicFile
 from forecasting.core.errors import ForecastingError
 from forecasting.forecaster.prediction import quantile_column
 from forecasting.forecaster.batch.sharding import owns_batch, tag_batch
@@ -398,7 +398,11 @@ class _WindowReader:
 
 # ------------------------------------------------------------------------------------ output
 class _Writer:
-    """Appends polars frames to a temporary parquet/CSV file; :meth:`commit` renames it into place."""
+    """Appends polars frames to a temporary parquet/CSV file; :meth:`commit` renames it into place.
+
+    The temporary file (a :class:`~forecasting.core.atomic.AtomicFile`) is created by the first
+    write, so an error while the inputs are still being checked leaves nothing behind.
+    """
 
     def __init__(self, output: Path):
         self.output = output
@@ -410,12 +414,14 @@ class _Writer:
             raise ForecastingError(f"--output {output} is a directory; name a .parquet or .csv file")
         if not output.parent.exists():
             raise ForecastingError(f"the output folder {output.parent} does not exist; create it first")
-        self.tmp = output.parent / f".{output.name}.tmp-{uuid.uuid4().hex[:8]}"
+        self._file: AtomicFile | None = None
         self._pq = None
         self._fh = None
         self.rows = 0
 
     def write(self, df: pl.DataFrame) -> None:
+        if self._file is None:
+            self._file = AtomicFile(self.output)
         if self.kind == "parquet":
             import pyarrow.parquet as pq
 
@@ -424,12 +430,12 @@ class _Writer:
                 # Dictionary encoding only for the label columns: on float columns it costs ~7x the
                 # write time for a larger file (measured on forecast tables).
                 labels = [c for c in ("item_id", "channel") if c in table.schema.names]
-                self._pq = pq.ParquetWriter(str(self.tmp), table.schema, compression="zstd", use_dictionary=labels)
+                self._pq = pq.ParquetWriter(str(self._file.tmp), table.schema, compression="zstd", use_dictionary=labels)
             self._pq.write_table(table)
         else:
             first = self._fh is None
             if first:
-                self._fh = open(self.tmp, "wb")
+                self._fh = open(self._file.tmp, "wb")
             df.write_csv(self._fh, include_header=first, datetime_format="%Y-%m-%d %H:%M:%S")
         self.rows += df.height
 
@@ -437,13 +443,15 @@ class _Writer:
         if self._pq is None and self._fh is None:
             self.write(empty_schema)  # no series at all: still a valid file with the header
         self._close()
-        os.replace(self.tmp, self.output)
+        assert self._file is not None
+        self._file.commit()
 
     def abort(self) -> None:
         try:
             self._close()
         finally:
-            self.tmp.unlink(missing_ok=True)
+            if self._file is not None:
+                self._file.abort()
 
     def _close(self) -> None:
         if self._pq is not None:

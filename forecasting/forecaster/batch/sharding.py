@@ -20,10 +20,10 @@ from __future__ import annotations
 import heapq
 import logging
 import os
-import uuid
 from pathlib import Path
 from typing import Iterator, Sequence, TypeVar
 
+from forecasting.core.atomic import atomic_path
 from forecasting.core.errors import ForecastingError
 
 log = logging.getLogger(__name__)
@@ -111,18 +111,13 @@ def merge_shards(paths: Sequence[str | Path], out: str | Path) -> int:
     if len(suffixes) != 1 or target.suffix.lower() not in suffixes:
         raise ForecastingError(f"merge: shards and output must share one format (.csv or .parquet), got "
                                f"{sorted(suffixes)} -> {target.suffix}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    # A failed check (a missing shard) removes the temporary file: no half-merged output appears.
+    with atomic_path(target) as tmp:
         if target.suffix.lower() == ".csv":
             rows, batches = _merge_csv(files, tmp)
         else:
             rows, batches = _merge_parquet(files, tmp)
         _check_batches(batches, files)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     log.info("merged %d shard(s) into %s (%d rows, %d batches)", len(files), target, rows, len(batches))
     return rows
 
