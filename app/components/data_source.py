@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from forecasting.core.atomic import atomic_write_bytes
 from forecasting.data import DEFAULT_DATASET, inspect_source, length_problems
 from forecasting.data.problems import Problem
 from forecasting.data.reader import CSV_SUFFIXES, DELIMITERS, PARQUET_SUFFIXES
@@ -64,9 +65,7 @@ def save_upload(name: str, content: bytes, directory: str | Path | None = None) 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / safe
     if not path.exists() or path.stat().st_size != len(content):
-        tmp = folder / f".{safe}.part"
-        tmp.write_bytes(content)
-        tmp.replace(path)
+        atomic_write_bytes(path, content)  # two sessions uploading the same file never read a partial one
     return path
 
 

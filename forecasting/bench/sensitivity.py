@@ -231,6 +231,8 @@ def _heatmap(rows: list[dict[str, Any]], marks: dict[str, Any], path: Path) -> P
 
 
 def _draw(rows, marks, path, lams, ss, panels, plt, np) -> Path:
+    from forecasting.core.atomic import atomic_write_with
+
     box = {"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.75}
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     for ax, (key, title, cmap) in zip(axes, panels):
@@ -279,10 +281,10 @@ def _draw(rows, marks, path, lams, ss, panels, plt, np) -> Path:
     fig.suptitle("ScoreVI-Koopa on ETTh2, H = 48: □ cell chosen by validation CRPS, ★ TPE-tuned, "
                  f"○ default (λ={DEFAULT_SETTING[0]:g}, S={DEFAULT_SETTING[1]})")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    try:
+        return atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    finally:
+        plt.close(fig)
 
 
 def _fmt(v: Any, digits: int = 4) -> str:

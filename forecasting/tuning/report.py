@@ -134,6 +134,8 @@ def _figures(study: Any, res: Any, out: Path) -> tuple[dict[str, Path], dict[str
     import optuna.visualization as pv
     import optuna.visualization.matplotlib as pm
 
+    from forecasting.core.atomic import atomic_write_with
+
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     target, name = _target(study)
     tkw = {"target": target, "target_name": name} if target is not None else {"target_name": name}
@@ -169,11 +171,12 @@ def _figures(study: Any, res: Any, out: Path) -> tuple[dict[str, Path], dict[str
                     fig.set_size_inches(7.5, 6)
                 fig.tight_layout()
                 png = out / f"{key}.png"
-                fig.savefig(png, dpi=110)
+                atomic_write_with(png, lambda tmp: fig.savefig(tmp, dpi=110))
                 plt.close(fig)
                 figures[key] = png
-                plotly_fn(study, **kw).write_html(str(out / f"{key}.html"), include_plotlyjs="cdn")
-                figures[f"{key}_html"] = out / f"{key}.html"
+                html = plotly_fn(study, **kw)
+                figures[f"{key}_html"] = atomic_write_with(
+                    out / f"{key}.html", lambda tmp: html.write_html(str(tmp), include_plotlyjs="cdn"))
         except Exception as exc:  # noqa: BLE001 - a figure that cannot be drawn must not lose the report
             skipped[key] = f"{type(exc).__name__}: {exc}"
             log.warning("figure %s not drawn: %s", key, exc)

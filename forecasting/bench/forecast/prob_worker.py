@@ -42,7 +42,7 @@ def _context():
 def run_to_file(spec: dict[str, Any], out_path: str | Path) -> int:
     """Run ``spec`` and write its row (or its error) to ``out_path`` atomically; 0 on success."""
     from forecasting.bench.forecast.prob_methods import run_cell_method
-    from forecasting.core.atomic import json_safe as _clean
+    from forecasting.core.atomic import atomic_write_text, json_safe as _clean
 
     try:
         row = run_cell_method(spec)
@@ -52,10 +52,7 @@ def run_to_file(spec: dict[str, Any], out_path: str | Path) -> int:
         sys.stderr.write(tb)
         row = {"error": f"{type(exc).__name__}: {exc}", "traceback": tb[-3000:]}
         code = 1
-    out_path = Path(out_path)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    tmp.write_text(json.dumps(_clean(row)))
-    tmp.replace(out_path)
+    atomic_write_text(out_path, json.dumps(_clean(row)))
     return code
 
 

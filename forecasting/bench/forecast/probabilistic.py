@@ -252,6 +252,7 @@ def rerender(out_dir: str | Path) -> Path:
     e.g. after writing ``probabilistic.analysis.md``. The JSON is left untouched."""
     from forecasting.bench.forecast import prob_report
     from forecasting.bench.forecast.prob_methods import Budget
+    from forecasting.core.atomic import atomic_write_text
 
     out = Path(out_dir)
     payload = json.loads((out / f"{SUITE}.json").read_text())
@@ -267,11 +268,7 @@ def rerender(out_dir: str | Path) -> Path:
               f"{host['cpu_count']} CPUs).\n")
     if payload.get("command"):
         header += f"\nCommand:\n\n```\n{payload['command']}\n```\n"
-    md = out / f"{SUITE}.md"
-    tmp = md.with_name(md.name + ".tmp")
-    tmp.write_text(header + "\n" + body + "\n", encoding="utf-8")
-    tmp.replace(md)
-    return md
+    return atomic_write_text(out / f"{SUITE}.md", header + "\n" + body + "\n")
 
 
 def setup_lines(settings: dict[str, Any], budget, methods: list[str], wall: float, partial: bool) -> list[str]:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from forecasting.core.atomic import atomic_write_with
+
 
 def plot_target(path: Path, title: str, curves: list[dict], floor: float | None = None) -> None:
     import matplotlib
@@ -28,7 +30,7 @@ def plot_target(path: Path, title: str, curves: list[dict], floor: float | None 
     axes[0].legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=90))
+    finally:
+        plt.close(fig)

@@ -212,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     import torch
 
+    from forecasting.core.atomic import atomic_write_text
+
     torch.set_num_threads(a.threads)
     command = "python -m forecasting.bench.studies.scorevi_koopa " + " ".join(argv if argv is not None else sys.argv[1:])
     variants = _variants()
@@ -228,9 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         row = _run_variant(n, variants[n], a, prepared, sel, test, steps)
         log.info("%s", json.dumps(row))
         rows.append(row)
-        (out / f"{a.tag}.json").write_text(json.dumps({"command": command, "args": vars(a), "rows": rows}, indent=1))
-        (out / f"{a.tag}_steps.json").write_text(json.dumps(steps))
-        (out / f"{a.tag}.md").write_text(_markdown(rows, a, command))
+        # Rewritten after every variant: atomically, so an interrupted study keeps the rows it had.
+        atomic_write_text(out / f"{a.tag}.json", json.dumps({"command": command, "args": vars(a), "rows": rows}, indent=1))
+        atomic_write_text(out / f"{a.tag}_steps.json", json.dumps(steps))
+        atomic_write_text(out / f"{a.tag}.md", _markdown(rows, a, command))
     return 0
 
 
