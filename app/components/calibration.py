@@ -91,9 +91,9 @@ class CalibrationResult:
 
 def season_for(freq: str | None, lookback: int) -> int:
     """Seasonal period of the naive peer: the daily/weekly/yearly cycle of ``freq``, 1 when unknown or > lookback."""
-    from forecasting.cli.commands.common import season_for_freq
+    from forecasting.data.seasonality import season_length
 
-    m = season_for_freq(freq) or 1
+    m = season_length(freq) or 1
     return m if 1 <= m <= lookback else 1
 
 

@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 from forecasting.baselines.naive import (
-    SEASONS,
-    season_for,
     seasonal_naive,
     seasonal_naive_quantiles,
     seasonal_naive_residuals,
     seasonal_naive_samples,
 )
 
-__all__ = ["SEASONS", "season_for", "seasonal_naive", "seasonal_naive_quantiles", "seasonal_naive_residuals",
-           "seasonal_naive_samples"]
+__all__ = ["seasonal_naive", "seasonal_naive_quantiles", "seasonal_naive_residuals", "seasonal_naive_samples"]

@@ -8,10 +8,8 @@ Intervals come from the empirical distribution of the rule's own errors on *trai
 per lead time and channel (FPP3 Sec. 5.5, "prediction intervals from bootstrapped residuals",
 here with multi-step residuals so no Gaussian or independence assumption is made).
 
-Seasons of the benchmark datasets (measured on the files, see :data:`SEASONS`): ETTh1/ETTh2
-are hourly -> 24 (daily cycle); exchange_rate has one row per *calendar* day (all seven
-weekdays equally often, no gaps) -> 7, though exchange rates have no weekly cycle, so the
-plain naive rule (``m = 1``) is the stronger peer there; national_illness is weekly -> 52.
+The season ``m`` of a series comes from its frequency, by the project's one rule
+(:func:`forecasting.data.seasonality.season_length`; its table lists the benchmark datasets').
 """
 from __future__ import annotations
 
@@ -19,18 +17,6 @@ import numpy as np
 import torch
 
 from forecasting.core.errors import ForecastingError
-
-SEASONS: dict[str, int] = {"ETTh1": 24, "ETTh2": 24, "exchange_rate": 7, "national_illness": 52}
-
-
-def season_for(dataset: str, default: int = 1) -> int:
-    """Season of a benchmark dataset (case-insensitive; aliases ``exchange``, ``ili``)."""
-    key = {"exchange": "exchange_rate", "ili": "national_illness"}.get(dataset.lower(), dataset)
-    for name, m in SEASONS.items():
-        if name.lower() == key.lower():
-            return m
-    return default
-
 
 def _lead_index(context: int, horizon: int, season: int) -> torch.Tensor:
     if not 1 <= season <= context:

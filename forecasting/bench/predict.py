@@ -40,9 +40,12 @@ from typing import Any
 
 import numpy as np
 
+from forecasting.data.seasonality import season_length
+
 log = logging.getLogger(__name__)
 
-SEASON = 48  # half-hourly data: one day
+FREQ = "30min"  # vic_elec is half-hourly
+SEASON = season_length(FREQ)  # one day: 48
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -333,7 +336,7 @@ def _worker(spec_path: str) -> int:
     if kind == "ets":
         from forecasting.baselines.statistical import StatisticalPeer
 
-        peer = StatisticalPeer(method="ets", n_jobs=1).fit(None, spec["lookback"], spec["horizon"], "30min", SEASON)
+        peer = StatisticalPeer(method="ets", n_jobs=1).fit(None, spec["lookback"], spec["horizon"], FREQ, SEASON)
         t0 = time.perf_counter()
         s = peer.predict_samples(xs, spec["samples"])
         predict_s = time.perf_counter() - t0
@@ -345,7 +348,7 @@ def _worker(spec_path: str) -> int:
         frame = load_series("vic_elec").select(["Demand"])
         train = (frame.values[: spec["train_end"]] - mean) / std
         peer = DeepARPeer(max_epochs=int(spec["epochs"]), num_threads=int(spec["threads"]) or None)
-        peer.fit(train, spec["lookback"], spec["horizon"], "30min", SEASON, seed=0)
+        peer.fit(train, spec["lookback"], spec["horizon"], FREQ, SEASON, seed=0)
         t0 = time.perf_counter()
         s = peer.predict_samples(xs, spec["samples"], seed=0)
         predict_s = time.perf_counter() - t0

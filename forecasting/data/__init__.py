@@ -25,6 +25,7 @@ _SOURCES = {
     "registry": ("DEFAULT_DATASET", "REGISTRY", "DatasetSpec", "candidate_dirs", "dataset_names", "download",
                  "embedded_path", "get_spec", "md5sum", "resolve_path", "split_rule_for", "verify"),
     "scaling": ("StandardScaler",),
+    "seasonality": ("season_length",),
     "series": ("SeriesFrame",),
     "splits": ("SplitBorders", "SplitRule", "split_borders"),
     "timeindex": ("infer_freq", "normalise_freq", "parse_timestamps"),
@@ -54,6 +55,6 @@ __all__ = [
     "candidate_dirs", "check_length", "combine_items", "dataset_names", "download", "embedded_path", "fill_missing",
     "from_gluonts", "get_spec", "infer_freq", "inspect_source", "length_problems", "load_series", "md5sum",
     "normalise_freq", "parse_timestamps", "prepare", "read_file_dataset", "read_series", "repository_dataset",
-    "resolve_path", "scan_file", "split_borders", "split_rule_for", "to_gluonts", "to_long", "validate", "verify",
+    "resolve_path", "scan_file", "season_length", "split_borders", "split_rule_for", "to_gluonts", "to_long", "validate", "verify",
     "window_counts",
 ]

@@ -9,7 +9,6 @@ import torch
 
 from forecasting.baselines.gluonts_point import dlinear
 from forecasting.baselines.naive import (
-    season_for,
     seasonal_naive,
     seasonal_naive_quantiles,
     seasonal_naive_residuals,
@@ -31,7 +30,6 @@ def test_seasonal_naive_repeats_the_last_season():
     torch.testing.assert_close(seasonal_naive(series[:, :36], 24, 12), series[:, 36:60])
     with pytest.raises(ForecastingError, match="season"):
         seasonal_naive(x, 3, 11)
-    assert (season_for("ETTh1"), season_for("exchange"), season_for("ILI"), season_for("other")) == (24, 7, 52, 1)
 
 
 def test_residual_intervals_are_calibrated_on_a_random_walk():

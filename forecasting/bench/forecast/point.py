@@ -257,9 +257,9 @@ def _score_rule(data, season: int) -> dict[str, Any]:
 
 
 def _seasonal_naive(frame, data, args, device) -> dict[str, Any]:
-    from forecasting.baselines.naive import season_for
+    from forecasting.data.seasonality import season_length
 
-    return _score_rule(data, season_for(frame.name, default=1))
+    return _score_rule(data, season_length(frame.freq) or 1)
 
 
 def _naive(frame, data, args, device) -> dict[str, Any]:

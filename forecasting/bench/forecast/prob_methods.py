@@ -167,10 +167,10 @@ def load_cell(spec: dict[str, Any]) -> CellData:
     """Load, split, scale and window the cell's dataset (docs/koopa.md protocol)."""
     import torch
 
-    from forecasting.baselines.naive import season_for
     from forecasting.baselines.statistical import select_windows
     from forecasting.data.load import load_series
     from forecasting.data.registry import split_rule_for
+    from forecasting.data.seasonality import season_length
     from forecasting.data.windows import WindowDataset, prepare
 
     budget = Budget(**spec["budget"])
@@ -188,7 +188,7 @@ def load_cell(spec: dict[str, Any]) -> CellData:
     info = {"train": len(full.train), "val": len(val), "val_all": len(full.val), "val_stride": val_stride,
             "test": len(test), "test_all": len(full.test), "test_stride": test_stride, "stat_subset": int(len(subset))}
     return CellData(prepared, x.numpy(), y.numpy(), test.target_start_rows(), test_stride, len(full.test), subset,
-                    season_for(frame.name, default=1), info)
+                    season_length(frame.freq) or 1, info)
 
 
 # --------------------------------------------------------------------------- methods

@@ -12,10 +12,10 @@ from forecasting.cli.commands.common import (
     load_forecaster,
     load_frame,
     positive_int,
-    season_for_freq,
     write_json,
 )
 from forecasting.cli.commands.evaluate import data_source, format_metrics
+from forecasting.data.seasonality import season_length
 
 EPILOG = """Origins advance by --step rows (default: the horizon, so windows do not overlap) over the
 chosen range; the model is not refitted (it was trained on its own training split). Writes
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise ForecastingError(f"--horizon {args.horizon} is beyond the model's horizon {fc.horizon}; ask for at most {fc.horizon}")
     frame = load_frame(data_source(args), args, fc.config.data.missing)
     scores = backtest(fc, frame, args.split, args.step, args.max_windows or None, args.samples, args.seed, args.horizon,
-                      season=season_for_freq(fc.freq), progress=not args.quiet)
+                      season=season_length(fc.freq), progress=not args.quiet)
     out = Path(args.out) if args.out else Path(args.model) / "backtest"
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "windows.csv", pl.DataFrame(scores.per_window).write_csv())

@@ -44,36 +44,6 @@ def load_run_config(path: str | Path | None, overrides: Sequence[str] = (), data
     return read_forecaster_config(path, overrides, dataset)
 
 
-def season_for_freq(freq: str | None) -> int | None:
-    """Seasonal period used for MSIS scaling: daily cycle for sub-daily data, week for daily, year for weekly."""
-    if not freq:
-        return None
-    import pandas as pd
-
-    try:
-        offset = pd.tseries.frequencies.to_offset(freq)
-    except ValueError:
-        return None
-    try:
-        step = pd.Timedelta(offset)
-    except (ValueError, TypeError):
-        step = None
-    if step is not None and step.total_seconds() > 0:
-        secs = step.total_seconds()
-        if secs < 86400:
-            return int(round(86400 / secs))
-        if secs == 86400:
-            return 7
-    name = offset.name.upper()
-    if name.startswith("W"):
-        return 52
-    if name.startswith("M"):
-        return 12
-    if name.startswith("Q"):
-        return 4
-    return None
-
-
 # ------------------------------------------------------------------------------------ models
 def resolve_model_dir(path: str | Path) -> Path:
     """The artifact directory for ``--model``: a run directory's ``model/`` or the artifact itself."""

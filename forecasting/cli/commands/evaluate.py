@@ -13,10 +13,10 @@ from forecasting.cli.commands.common import (
     load_frame,
     positive_int,
     read_run_meta,
-    season_for_freq,
     write_json,
 )
 from forecasting.core.errors import ForecastingError
+from forecasting.data.seasonality import season_length
 
 EPILOG = """Metrics (docs/evaluation.md): mse (of the sample mean), mae (of the median), crps (fair ensemble
 estimator), mean_wql, coverage_50/80/90/95 and interval_width_*, msis, nll (KDE), pit_error;
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     fc = load_forecaster(args.model, args.device)
     frame = load_frame(data_source(args), args, fc.config.data.missing)
     scores = evaluate_split(fc, frame, args.split, args.samples, args.seed, args.stride, args.max_windows or None,
-                            season=season_for_freq(fc.freq), progress=not args.quiet)
+                            season=season_length(fc.freq), progress=not args.quiet)
     result = {"command": command_line(), "model": str(args.model), "series": frame.name, "split": args.split,
               "windows": scores.n_windows, "samples": scores.n_samples, "metrics": scores.metrics,
               "metrics_scaled": scores.metrics_scaled, "reliability": scores.reliability}

@@ -26,11 +26,11 @@ from forecasting.cli.commands.common import (
     load_run_config,
     new_run_id,
     positive_int,
-    season_for_freq,
     staged_dir,
     write_json,
 )
 from forecasting.core.errors import ForecastingError
+from forecasting.data.seasonality import season_length
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def evaluate_into(run_dir: Path, fc, frame, record: dict, samples: int = 100, ma
 
     t1 = time.perf_counter()
     scores = evaluate_split(fc, frame, "test", samples, seed=fc.config.predict.seed, max_windows=max_windows,
-                            season=season_for_freq(fc.freq), progress=progress)
+                            season=season_length(fc.freq), progress=progress)
     record["seconds"]["evaluate"] = round(time.perf_counter() - t1, 3)
     record["test"] = {"windows": scores.n_windows, "samples": scores.n_samples}
     write_json(run_dir / "metrics.json", {"split": "test", "windows": scores.n_windows, "samples": scores.n_samples,
