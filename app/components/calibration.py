@@ -136,16 +136,11 @@ def _from_scores(name: str, s: Any) -> MethodScores:
 
 
 def _naive(forecaster: Any, train_values: np.ndarray, org: Any, season: int, n_samples: int, seed: int) -> MethodScores:
-    import torch
-
-    from forecasting.baselines.naive import seasonal_naive_residuals, seasonal_naive_samples
+    from forecasting.baselines.naive import SeasonalNaive
     from forecasting.evaluation.metrics import evaluate_forecast
 
-    h = org.y.shape[1]
-    residuals = seasonal_naive_residuals(train_values, h, season)
-    gen = torch.Generator().manual_seed(seed)
-    samples = seasonal_naive_samples(torch.as_tensor(org.x, dtype=torch.float32), h, season, residuals, n_samples, gen)
-    samples = samples.permute(1, 0, 2, 3).double().numpy()  # [S, N, H, C]
+    peer = SeasonalNaive(season, horizon=org.y.shape[1]).fit(train_values)
+    samples = peer.predict_samples(org.x, n_samples, seed=seed).astype(np.float64)  # [S, N, H, C]
     ev = evaluate_forecast(samples, org.y, x=org.x, season=season, with_nll=False, seed=seed)
     mean, std = np.asarray(forecaster.scaler.mean), np.asarray(forecaster.scaler.std)
     ev_s = evaluate_forecast((samples - mean) / std, (org.y - mean) / std, with_nll=False, seed=seed)

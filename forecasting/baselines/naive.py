@@ -13,10 +13,13 @@ The season ``m`` of a series comes from its frequency, by the project's one rule
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 
 from forecasting.core.errors import ForecastingError
+
 
 def _lead_index(context: int, horizon: int, season: int) -> torch.Tensor:
     if not 1 <= season <= context:
@@ -104,3 +107,84 @@ def seasonal_naive_samples(x: torch.Tensor, horizon: int, season: int, residuals
     point = seasonal_naive(x, horizon, season)
     idx = torch.randint(0, residuals.shape[0], (x.shape[0], n_samples), generator=generator)
     return point[:, None] + residuals.to(point.dtype)[idx]
+
+
+@dataclass
+class SeasonalNaive:
+    """The seasonal-naive peer as a predictor object: fitted on training rows, forecasting from any origin.
+
+    The one implementation the dashboard's calibration view and the benchmarks use (the functions
+    above are its steps). Point forecasts need no fit; intervals and samples come from the rule's
+    own multi-step errors on the training rows (:func:`seasonal_naive_residuals`), drawn as whole
+    trajectories (:func:`seasonal_naive_samples`) or summarised as quantiles.
+
+    Example::
+
+        peer = SeasonalNaive(season=season_length(frame.freq) or 1, horizon=24).fit(train_rows)
+        samples = peer.predict_samples(peer.contexts(rows, origins), n_samples=100, seed=0)  # [S, N, H, C]
+
+    Attributes:
+        season: ``m`` (1 = repeat the last value).
+        horizon: ``H``.
+        max_origins: at most this many training error trajectories are kept (evenly spaced).
+        residuals: ``[M, H, C]`` training errors, set by :meth:`fit`.
+    """
+
+    season: int
+    horizon: int
+    max_origins: int | None = 4096
+    residuals: torch.Tensor | None = field(default=None, repr=False)
+
+    def fit(self, train_values: np.ndarray | torch.Tensor) -> SeasonalNaive:
+        """Collect the rule's multi-step errors on the training rows ``[T, C]`` (or ``[T]``)."""
+        self.residuals = seasonal_naive_residuals(train_values, self.horizon, self.season, self.max_origins)
+        return self
+
+    def contexts(self, values: np.ndarray | torch.Tensor, origins: np.ndarray | torch.Tensor | list[int],
+                 length: int | None = None) -> torch.Tensor:
+        """The ``length`` rows before each forecast origin: ``[N, length, C]`` context windows of ``values [T, C]``.
+
+        ``origins`` are the rows of the first forecast step. ``length`` defaults to one season (all
+        the rule reads); a longer context gives the same forecasts.
+        """
+        v = torch.as_tensor(values)
+        if v.ndim == 1:
+            v = v[:, None]
+        length = self.season if length is None else int(length)
+        rows = [int(o) for o in origins]
+        if not rows:
+            raise ForecastingError("no forecast origins given; pass the row of each forecast's first step")
+        if any(not length <= o <= v.shape[0] for o in rows):
+            raise ForecastingError(f"forecast origins need {length} rows of history before them and must lie within "
+                                   f"the {v.shape[0]} rows given; got origins {min(rows)}..{max(rows)}")
+        return torch.stack([v[o - length : o] for o in rows])
+
+    def predict(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Point forecasts ``[N, H, C]`` from context windows ``x [N, L >= season, C]``."""
+        return seasonal_naive(torch.as_tensor(x, dtype=torch.float32), self.horizon, self.season)
+
+    def predict_quantiles(self, x: np.ndarray | torch.Tensor, levels: list[float] | torch.Tensor) -> torch.Tensor:
+        """Point forecast plus the empirical training-error quantiles: ``[N, Q, H, C]``."""
+        return seasonal_naive_quantiles(torch.as_tensor(x, dtype=torch.float32), self.horizon, self.season,
+                                        self._fitted(), levels)
+
+    def predict_samples(self, x: np.ndarray | torch.Tensor, n_samples: int = 100, seed: int | None = 0) -> np.ndarray:
+        """Predictive samples ``[S, N, H, C]`` (float32, the peers' layout) from context windows ``x [N, L, C]``.
+
+        Args:
+            x: context windows (``L >= season``).
+            n_samples: samples per window.
+            seed: seeds the draws of training error trajectories (same seed, same samples);
+                ``None`` uses torch's global generator.
+        """
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        samples = seasonal_naive_samples(torch.as_tensor(x, dtype=torch.float32), self.horizon, self.season,
+                                         self._fitted(), n_samples, gen)
+        # A transposed view (not a copy): the memory layout the callers always scored, so every
+        # metric reduction sums in the same order and the numbers stay bit-for-bit the same.
+        return samples.permute(1, 0, 2, 3).numpy()
+
+    def _fitted(self) -> torch.Tensor:
+        if self.residuals is None:
+            raise ForecastingError("the seasonal-naive peer has no training errors yet; call fit(train_values) first")
+        return self.residuals

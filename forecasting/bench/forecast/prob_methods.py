@@ -196,23 +196,19 @@ MethodResult = dict[str, Any]  # {"samples": [S, N', H, C] scaled, "seconds": {.
 
 
 def _seasonal_naive(spec: dict[str, Any], cell: CellData) -> MethodResult:
-    import torch
+    from forecasting.baselines.naive import SeasonalNaive
 
-    from forecasting.baselines.naive import seasonal_naive_residuals, seasonal_naive_samples
-
-    H, m = spec["horizon"], cell.season
+    m = cell.season
     t0 = time.perf_counter()
-    residuals = seasonal_naive_residuals(cell.prepared.train_values(), H, m)
+    peer = SeasonalNaive(m, spec["horizon"]).fit(cell.prepared.train_values())
     train_s = time.perf_counter() - t0
     # Context of max(L, m) rows before each target so the season fits (ILI: m = 52 > L = 48).
     context = max(spec["lookback"], m)
-    scaled = cell.prepared.scaled
-    x_ctx = torch.stack([scaled[r - context : r] for r in cell.target_rows])
+    x_ctx = peer.contexts(cell.prepared.scaled, cell.target_rows, length=context)
     t0 = time.perf_counter()
-    gen = torch.Generator().manual_seed(spec["seed"])
-    samples = seasonal_naive_samples(x_ctx, H, m, residuals, spec["samples"], gen).permute(1, 0, 2, 3)
-    return {"samples": samples.numpy(), "seconds": {"train": train_s, "predict": time.perf_counter() - t0},
-            "info": {"season": m, "context": context, "residual_trajectories": int(residuals.shape[0])}}
+    samples = peer.predict_samples(x_ctx, spec["samples"], seed=spec["seed"])
+    return {"samples": samples, "seconds": {"train": train_s, "predict": time.perf_counter() - t0},
+            "info": {"season": m, "context": context, "residual_trajectories": int(peer.residuals.shape[0])}}
 
 
 def _ets(spec: dict[str, Any], cell: CellData) -> MethodResult:
