@@ -40,7 +40,7 @@ DEFAULT_DATA = REPO.parent / "shared" / "data"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="docs/results", help="output folder for gpu.json / gpu.md")
-    parser.add_argument("--data-dir", default=str(DEFAULT_DATA), help="folder with ETTh2.csv (default ../shared/data)")
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA), help="folder with ETTh2.csv (default %(default)s)")
     parser.add_argument("--device", default="auto", help="auto | cuda[:N] | cpu")
     parser.add_argument("--steps", type=int, default=30, help="timed training steps per GPU phase")
     parser.add_argument("--cpu-steps", type=int, default=4, help="timed training steps per CPU phase")
@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vision-timeout", type=float, default=150, help="seconds allowed for the vision check")
     parser.add_argument("--quick", action="store_true", help="tiny model and budgets, H=24 (CPU smoke test)")
     parser.add_argument("--budget-s", type=float, default=270,
-                        help="overall time budget: the vision check gets what is left of it (default 270 s)")
+                        help="overall time budget: the vision check gets what is left of it (default %(default)s s)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
 

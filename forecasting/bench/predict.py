@@ -49,26 +49,26 @@ SEASON = season_length(FREQ)  # one day: 48
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--series", type=int, default=10000, help="number of series (default 10000)")
-    parser.add_argument("--horizon", type=int, default=48, help="forecast horizon (default 48 = one day)")
-    parser.add_argument("--samples", type=int, default=100, help="predictive samples per series (default 100)")
-    parser.add_argument("--ets-series", type=int, default=300, help="series for statsmodels ETS (default 300)")
-    parser.add_argument("--deepar-series", type=int, default=1000, help="series for DeepAR (default 1000)")
-    parser.add_argument("--deepar-epochs", type=int, default=10, help="DeepAR training epochs x 50 batches (default 10)")
+    parser.add_argument("--series", type=int, default=10000, help="number of series (default %(default)s)")
+    parser.add_argument("--horizon", type=int, default=48, help="forecast horizon (default %(default)s = one day)")
+    parser.add_argument("--samples", type=int, default=100, help="predictive samples per series (default %(default)s)")
+    parser.add_argument("--ets-series", type=int, default=300, help="series for statsmodels ETS (default %(default)s)")
+    parser.add_argument("--deepar-series", type=int, default=1000, help="series for DeepAR (default %(default)s)")
+    parser.add_argument("--deepar-epochs", type=int, default=10, help="DeepAR training epochs x 50 batches (default %(default)s)")
     parser.add_argument("--config", default=None, help="ScoreVI-Koopa config (default configs/demo.yaml)")
     parser.add_argument("--variants", default="demo,small",
                         help="Koopa sizes to run: demo (the config as is) and/or small (D16, hidden 32, 1 block); "
-                             "default demo,small")
+                             "default %(default)s")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for the Koopa model (repeatable)")
-    parser.add_argument("--batch-size", type=int, default=512, help="series per model call in predict (default 512)")
+    parser.add_argument("--batch-size", type=int, default=512, help="series per model call in predict (default %(default)s)")
     parser.add_argument("--chunk-items", type=int, default=1000,
-                        help="series read per chunk in predict (default 1000, so that the 1/10 run already reads full "
+                        help="series read per chunk in predict (default %(default)s, so that the 1/10 run already reads full "
                              "chunks and 1k vs 10k isolates the effect of the number of series)")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads in every process (default 1: on a shared machine extra threads spin-wait; "
+                        help="torch threads in every process (default %(default)s: on a shared machine extra threads spin-wait; "
                              "0 = torch's default)")
-    parser.add_argument("--out", default="docs/results", help="output folder (default docs/results)")
+    parser.add_argument("--out", default="docs/results", help="output folder (default %(default)s)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (model, inputs, outputs)")
 
 

@@ -54,15 +54,15 @@ DEFAULT_SETTING = _default_setting()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="configs/ETTh2.yaml", help="base config (default configs/ETTh2.yaml)")
+    p.add_argument("--config", default="configs/ETTh2.yaml", help="base config (default %(default)s)")
     p.add_argument("--grid", default="configs/sweeps/sensitivity.yaml", help="grid space (λ × S)")
     p.add_argument("--tpe", default="configs/sweeps/sensitivity_tpe.yaml", help="TPE space for the tuned mark")
     p.add_argument("--tpe-trials", type=int, default=8, help="TPE trials (0 = mark only the validation-selected cell)")
-    p.add_argument("--out", default="docs/results", help="results folder (default docs/results)")
+    p.add_argument("--out", default="docs/results", help="results folder (default %(default)s)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="extra overrides after the study's budget (repeatable)")
     p.add_argument("--data-dir", help="directory holding ETTh2.csv (else $FORECASTING_DATA, ../shared/data)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes per study (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes per study (default %(default)s)")
     p.add_argument("--resume", action="store_true", help="keep the existing studies under runs/tune/ and add to them")
     p.add_argument("--report-only", action="store_true",
                    help="run no trial: rebuild the reports, heatmap and tables from the studies under runs/tune/")

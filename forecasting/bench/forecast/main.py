@@ -21,16 +21,26 @@ DEFAULT_HORIZONS = {"ETTh1": (48, 96, 144, 192), "ETTh2": (48, 96, 144, 192), "e
                     "national_illness": (24, 36, 48, 60)}
 
 
+def _horizons_help() -> str:
+    """The per-dataset default horizons as --help states them, read from :data:`DEFAULT_HORIZONS` (never stale)."""
+    by_horizons: dict[tuple[int, ...], list[str]] = {}
+    for name, hs in DEFAULT_HORIZONS.items():
+        by_horizons.setdefault(hs, []).append(name)
+    common = max(by_horizons, key=lambda hs: len(by_horizons[hs]))
+    others = [f"{', '.join(names)} {' '.join(map(str, hs))}" for hs, names in by_horizons.items() if hs != common]
+    return "; ".join([" ".join(map(str, common)), *others])
+
+
 def _csv_list(text: str) -> list[str]:
     return [t for t in text.replace(",", " ").split() if t]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", choices=sorted(SUITES), default="point", help="which benchmark (default: point)")
+    parser.add_argument("--suite", choices=sorted(SUITES), default="point", help="which benchmark (default: %(default)s)")
     parser.add_argument("--datasets", nargs="+", default=list(BENCHMARK_DATASETS), metavar="NAME",
                         help="registered dataset names (space- or comma-separated; default: %(default)s)")
     parser.add_argument("--horizons", nargs="+", type=int, default=None, metavar="H",
-                        help="horizons for every dataset (default: 48 96 144 192; ILI 24 36 48 60)")
+                        help=f"horizons for every dataset (default: {_horizons_help()})")
     parser.add_argument("--out", default="docs/results", help="output folder for <suite>.json/.md (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="one horizon per dataset and a capped budget (smoke run, minutes)")
     parser.add_argument("--data-dir", default=None, help="folder holding the benchmark CSV files (default: ../shared/data etc.)")

@@ -36,19 +36,25 @@ ANALYSIS_FILE = f"{SUITE}.analysis.md"  # hand-written reading of a run's number
 
 def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
     """Options only the probabilistic suite reads (``forecast.py`` adds them to the shared parser)."""
-    from forecasting.bench.forecast.prob_methods import DEFAULT_METHODS, METHODS
+    from forecasting.bench.forecast.prob_methods import DEFAULT_METHODS, METHODS, Budget
+
+    full, quick = Budget(), Budget.quick()  # defaults of the budget flags, stated from the source (never stale)
 
     g = parser.add_argument_group("probabilistic suite")
     g.add_argument("--samples", type=int, default=100, help="predictive samples per window (default: %(default)s)")
     g.add_argument("--methods", nargs="+", default=None, metavar="NAME",
                    help=f"methods to run (default: {' '.join(DEFAULT_METHODS)}; known: {' '.join(METHODS)})")
     g.add_argument("--protocol", default="koopa", choices=["koopa", "probts"],
-                   help="windowing/scoring protocol (default: koopa = docs/koopa.md; probts = docs/evaluation.md's protocol 2"
-                        ", written to <out>/probts.json/.md)")
-    g.add_argument("--max-test-windows", type=int, default=None, help="test windows scored per cell (strided; default 64, quick 32)")
-    g.add_argument("--stat-windows", type=int, default=None, help="of those, windows given to ETS (default 10, quick 6)")
-    g.add_argument("--koopa-epochs", type=int, default=None, help="epochs of every Koopa variant (default 3, quick 2)")
-    g.add_argument("--koopa-batches", type=int, default=None, help="max batches per epoch of every Koopa variant (default 30, quick 20)")
+                   help="windowing/scoring protocol (default: %(default)s): koopa = docs/evaluation.md's protocol 1 "
+                        "(docs/koopa.md), probts = its protocol 2, written to <out>/probts.json/.md")
+    g.add_argument("--max-test-windows", type=int, default=None,
+                   help=f"test windows scored per cell (strided; default {full.max_test_windows}, quick {quick.max_test_windows})")
+    g.add_argument("--stat-windows", type=int, default=None,
+                   help=f"of those, windows given to ETS (default {full.stat_windows}, quick {quick.stat_windows})")
+    g.add_argument("--koopa-epochs", type=int, default=None,
+                   help=f"epochs of every Koopa variant (default {full.koopa_epochs}, quick {quick.koopa_epochs})")
+    g.add_argument("--koopa-batches", type=int, default=None,
+                   help=f"max batches per epoch of every Koopa variant (default {full.koopa_batches}, quick {quick.koopa_batches})")
     g.add_argument("--method-timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per method before it becomes an error row")
     g.add_argument("--in-process", action="store_true", help="run methods in this process (no per-method peak RSS; tests)")
     g.add_argument("--resume", action="store_true", help="reuse finished rows of <out>/probabilistic.json run with the same settings")

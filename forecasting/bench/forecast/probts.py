@@ -49,6 +49,7 @@ HORIZONS = {"ETTh1": (96, 192, 336, 720), "ETTh2": (96, 192, 336, 720), "exchang
 LOOKBACK = {"national_illness": 36}
 DEFAULT_LOOKBACK = 96
 LONG_SEEDS = 3
+QUICK_LONG_SEEDS = 1  # --quick: one seed everywhere
 
 METHODS: dict[str, dict[str, Any]] = {
     "scorevi-koopa": {"method": "scorevi", "family": "diagonal"},
@@ -97,9 +98,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options only this protocol reads (the shared forecast parser adds them)."""
     g = parser.add_argument_group("probts protocol (--protocol probts)")
     g.add_argument("--seeds", type=int, default=None,
-                   help=f"seeds at the longest horizon (default {LONG_SEEDS}; --quick 1); other horizons use one")
-    g.add_argument("--probts-epochs", type=int, default=None, help="epochs of every Koopa variant (default 5)")
-    g.add_argument("--probts-batches", type=int, default=None, help="max batches per epoch (default 60)")
+                   help=f"seeds at the longest horizon (default {LONG_SEEDS}; --quick {QUICK_LONG_SEEDS}); other horizons use one")
+    budget = ProbTSBudget()  # the flags' defaults, stated from the source (never stale)
+    g.add_argument("--probts-epochs", type=int, default=None, help=f"epochs of every Koopa variant (default {budget.epochs})")
+    g.add_argument("--probts-batches", type=int, default=None, help=f"max batches per epoch (default {budget.batches})")
 
 
 def horizons_for(dataset: str, requested: list[int] | None, quick: bool) -> list[int]:
@@ -236,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
     device = str(resolve_device(getattr(args, "device", "auto")))
     if getattr(args, "threads", 0):
         torch.set_num_threads(int(args.threads))
-    n_long = args.seeds if getattr(args, "seeds", None) else (1 if args.quick else LONG_SEEDS)
+    n_long = args.seeds if getattr(args, "seeds", None) else (QUICK_LONG_SEEDS if args.quick else LONG_SEEDS)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     command = getattr(args, "command_line", None) or "forecasting bench forecast " + " ".join(sys.argv[1:])

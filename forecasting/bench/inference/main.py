@@ -21,13 +21,14 @@ log = logging.getLogger(__name__)
 
 ADVI_LRS = (0.003, 0.01, 0.03, 0.1)
 BAM_REGS = (0.1, 1.0, 10.0, 100.0, 1000.0)  # + the paper's decaying λ_t = B·D/(t+1)
+ITERS, QUICK_ITERS = 2000, 200  # iterations per run without --iters (full run, --quick)
 MAX_DENSE_DIM = 200  # GSM/BaM are O(P³) per iteration: low dimension only
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="docs/results", help="output folder (inference.json/.md + PNGs)")
     parser.add_argument("--quick", action="store_true", help="small dims and few iterations (smoke run, ~1 min)")
-    parser.add_argument("--iters", type=int, default=None, help="iterations per run (default 2000, quick 200)")
+    parser.add_argument("--iters", type=int, default=None, help=f"iterations per run (default {ITERS}, quick {QUICK_ITERS})")
     parser.add_argument("--mc-samples", type=int, default=4, help="S, the same for every method")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 = steadier timings on shared CPUs)")
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    iters = args.iters or (200 if args.quick else 2000)
+    iters = args.iters or (QUICK_ITERS if args.quick else ITERS)
     s = args.mc_samples
     sections = set(args.only or ["a", "b", "c", "ablation", "cost"])
     if args.skip_cost:

@@ -21,6 +21,10 @@ import time
 
 log = logging.getLogger(__name__)
 
+# Defaults of the paper-scale check when --batch-size / --mc-samples are not given (--help states these).
+BATCH_SIZE = {"cuda": 32, "cpu": 2}
+MC_SAMPLES = 4
+
 
 def _sync(device) -> None:
     import torch
@@ -73,8 +77,8 @@ def run_scale_check(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     on_gpu = device.type == "cuda"
-    batch = args.batch_size or (32 if on_gpu else 2)
-    mc = args.mc_samples or 4
+    batch = args.batch_size or BATCH_SIZE["cuda" if on_gpu else "cpu"]
+    mc = args.mc_samples or MC_SAMPLES
     steps = max(1, args.steps)
     num_classes, size = 1000, args.image_size
     info = {"name": "synthetic", "num_classes": num_classes, "in_channels": 3, "image_size": size,

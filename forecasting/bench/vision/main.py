@@ -34,34 +34,44 @@ DEFAULT_BACKBONES = ("resnet_tiny", "vit_tiny")
 DEFAULT_TEMPERATURE = 0.001
 DEFAULT_ADVI_LR = 1e-3  # Adam learning rate of ADVI (chosen on validation NLL; see docs/results/vision_analysis.md)
 METHODS = ("deterministic", "mc_dropout", "advi", "scorevi")
+# Calibration-mode budget when a flag is not given, as (full run, --quick) where it differs; --help states these.
+MAP_EPOCHS = (6, 1)
+VI_EPOCHS = (3, 1)
+BATCH_SIZE = 128
+MC_SAMPLES = 2
+CPU_THREADS = 1  # on a shared machine 2 threads thrash
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from forecasting.bench.vision import gpu  # its defaults, for the help texts (no heavy imports at module level)
+
     parser.add_argument("--out", default="docs/results", help="output folder for vision.json/.md and PNGs")
     parser.add_argument("--quick", action="store_true", help="tiny budget (smoke run, minutes)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backbones", default=",".join(DEFAULT_BACKBONES),
                         help="calibration mode: comma-separated backbones (default: %(default)s)")
-    parser.add_argument("--methods", default=",".join(METHODS), help="calibration mode: methods (default: all four)")
+    parser.add_argument("--methods", default=",".join(METHODS), help="calibration mode: methods (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="calibration mode: MAP epochs (deterministic / MC dropout, and the warm start of ADVI/ScoreVI; default 6, quick 1)")
+                        help="calibration mode: MAP epochs (deterministic / MC dropout, and the warm start of ADVI/ScoreVI; "
+                             f"default {MAP_EPOCHS[0]}, quick {MAP_EPOCHS[1]})")
     parser.add_argument("--vi-epochs", type=int, default=None,
-                        help="calibration mode: ADVI/ScoreVI epochs after the MAP warm start (default 3, quick 1)")
+                        help=f"calibration mode: ADVI/ScoreVI epochs after the MAP warm start (default {VI_EPOCHS[0]}, quick {VI_EPOCHS[1]})")
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
                         help="likelihood temperature T of every method (prior and likelihood are shared; default %(default)s)")
     parser.add_argument("--advi-lr", type=float, default=DEFAULT_ADVI_LR,
                         help="ADVI's Adam learning rate (default %(default)s; see docs/results/vision_analysis.md for its selection)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: 1 on CPU — on a shared machine 2 threads thrash; see notes)")
+                        help=f"torch CPU threads (default: {CPU_THREADS} on CPU — on a shared machine 2 threads thrash; see notes)")
     parser.add_argument("--mc-samples", type=int, default=None,
-                        help="weight samples per training step for ADVI/ScoreVI (calibration default 2; GPU check 4)")
+                        help=f"weight samples per training step for ADVI/ScoreVI (calibration default {MC_SAMPLES}; GPU check {gpu.MC_SAMPLES})")
     parser.add_argument("--predict-samples", type=int, default=8, help="samples averaged at prediction (default %(default)s)")
     parser.add_argument("--model", default=None,
                         help="paper-scale check instead of calibration: resnet18|resnet34|resnet50|resnet101|vit_b_16|vit_b_32|vit_l_32")
     parser.add_argument("--steps", type=int, default=10, help="paper-scale check: timed steps per method")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help="batch size (calibration default 128; GPU check default 32 on CUDA, 2 on CPU)")
+                        help=f"batch size (calibration default {BATCH_SIZE}; GPU check default {gpu.BATCH_SIZE['cuda']} on CUDA, "
+                             f"{gpu.BATCH_SIZE['cpu']} on CPU)")
     parser.add_argument("--image-size", type=int, default=224, help="paper-scale check: synthetic image size")
 
 
@@ -124,12 +134,12 @@ def run_calibration(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     if device.type == "cpu":
-        torch.set_num_threads(args.threads or 1)
+        torch.set_num_threads(args.threads or CPU_THREADS)
     out = Path(args.out)
-    epochs = args.epochs or (1 if args.quick else 6)
-    vi_epochs = args.vi_epochs or (1 if args.quick else 3)
-    batch_size = args.batch_size or 128
-    mc_samples = args.mc_samples or 2
+    epochs = args.epochs or MAP_EPOCHS[bool(args.quick)]
+    vi_epochs = args.vi_epochs or VI_EPOCHS[bool(args.quick)]
+    batch_size = args.batch_size or BATCH_SIZE
+    mc_samples = args.mc_samples or MC_SAMPLES
     backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     data = load_mnist5000_splits()

@@ -24,11 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Start the Streamlit dashboard on http://127.0.0.1:PORT. Upload a CSV/parquet file "
                                    "(or use the built-in sample), train ScoreVI-Koopa or load a run from --runs-dir, "
                                    "and see forecast intervals and calibration. Ctrl-C stops it.")
-    p.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
+    p.add_argument("--port", type=int, default=8501, help="port to serve on (default %(default)s)")
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)")
-    p.add_argument("--runs-dir", default="runs", help="where runs are listed and written (default runs/)")
-    p.add_argument("--max-upload-mb", type=int, default=200, help="largest file the upload accepts, in MB (default 200)")
+                   help="address to bind (default %(default)s: this machine only; 0.0.0.0 exposes it to the network)")
+    p.add_argument("--runs-dir", default="runs", help="where runs are listed and written (default %(default)s/)")
+    p.add_argument("--max-upload-mb", type=int, default=200, help="largest file the upload accepts, in MB (default %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="print the streamlit command instead of running it")
     p.set_defaults(func=run)
 

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _add_source_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", nargs="?", default=DEFAULT_SOURCE, metavar="PATH_OR_NAME",
-                   help=f"a .csv/.parquet file or a registered dataset name (default: {DEFAULT_SOURCE}, embedded)")
+                   help="a .csv/.parquet file or a registered dataset name (default: %(default)s, embedded)")
     p.add_argument("--lookback", "-L", type=int, help="lookback L for window counts / length check")
     p.add_argument("--horizon", "-H", type=int, help="horizon H for window counts / length check")
     p.add_argument("--data-dir", help="directory holding the benchmark CSV files (else $FORECASTING_DATA, ../shared/data)")
@@ -46,7 +46,16 @@ def _add_source_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--missing", choices=["error", "interpolate", "ffill"], help="missing-value policy (default error)")
     p.add_argument("--delimiter", help="CSV delimiter (default: sniffed from the header)")
     p.add_argument("--encoding", help="CSV text encoding (default utf-8)")
-    p.add_argument("--max-mb", type=float, help="refuse files larger than this many MB (default 2048)")
+    p.add_argument("--max-mb", type=float, help=_max_mb_help())
+
+
+def _max_mb_help() -> str:
+    """--max-mb's help with the reader's own limit (the old hand-written "2048" was not it: 2 GiB = 2147 MB)."""
+    try:
+        from forecasting.data.reader import DEFAULT_MAX_BYTES
+    except ModuleNotFoundError:  # a partial install without polars: the command reports that when run
+        return "refuse files larger than this many MB"
+    return f"refuse files larger than this many MB (default {DEFAULT_MAX_BYTES / 1e6:.0f})"
 
 
 def _inspect(args: argparse.Namespace):

@@ -41,17 +41,17 @@ leaves the previous runs/demo intact.
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job: train ScoreVI-Koopa on the embedded data, forecast, write a calibration report",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo; replaced when the demo completes)")
+    p.add_argument("--out", default="runs/demo", help="output folder (default %(default)s; replaced when the demo completes)")
     p.add_argument("--config", help="demo config (default: configs/demo.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set training.epochs=5 (repeatable)")
     p.add_argument("--data", help="train on this file or dataset instead of the embedded vic_elec")
     p.add_argument("--data-dir", help="directory holding the benchmark files")
     p.add_argument("--eval-windows", type=positive_int, default=300,
-                   help="test windows scored for the calibration report, evenly spaced (default 300)")
-    p.add_argument("--samples", type=positive_int, default=100, help="predictive samples (default 100)")
+                   help="test windows scored for the calibration report, evenly spaced (default %(default)s)")
+    p.add_argument("--samples", type=positive_int, default=100, help="predictive samples (default %(default)s)")
     p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: the demo's model is small, and extra threads mostly "
+                   help="torch CPU threads (default %(default)s: the demo's model is small, and extra threads mostly "
                         "spin-wait, badly so on a busy machine; 0 = torch's default)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.set_defaults(func=run)

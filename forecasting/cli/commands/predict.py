@@ -42,13 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", "-i", required=True, action="append", metavar="FILE|GLOB|DIR",
                    help="input file, directory or quoted glob (repeatable)")
     p.add_argument("--output", "-o", required=True, metavar="FILE.parquet|FILE.csv", help="where to write the forecasts")
-    p.add_argument("--samples", "-n", type=positive_int, help="predictive samples per series (default: the model's, 100)")
+    p.add_argument("--samples", "-n", type=positive_int, help="predictive samples per series (default: the model's predict.samples)")
     p.add_argument("--quantiles", type=quantile_list, metavar="Q,Q,...",
-                   help="quantile levels of the q<level> columns (default 0.05,0.10,...,0.95)")
+                   help="quantile levels of the q<level> columns (default: the model's predict.quantiles)")
     p.add_argument("--horizon", "-H", type=positive_int, help="steps to forecast (at most the model's horizon; default: all)")
     p.add_argument("--seed", type=int, help="sampling seed (default: the model's; same seed -> identical output)")
-    p.add_argument("--batch-size", type=positive_int, default=512, help="series per model call (default 512)")
-    p.add_argument("--chunk-items", type=positive_int, default=4096, help="series read from a file at once (default 4096)")
+    p.add_argument("--batch-size", type=positive_int, default=512, help="series per model call (default %(default)s)")
+    p.add_argument("--chunk-items", type=positive_int, default=4096, help="series read from a file at once (default %(default)s)")
     p.add_argument("--skip-invalid", action="store_true",
                    help="leave out series that fail a check (too short, gaps, missing values) instead of stopping")
     p.add_argument("--item-col", help="item column (default: item_id, unique_id, series_id or item)")
@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--value-col", help="value column for a one-channel model or with --channel-col (default: target/value)")
     p.add_argument("--channel-col", help="column naming the channel of each row (default: channel, if present)")
     p.add_argument("--time-format", help="strftime format of the timestamps (default: detected)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default %(default)s)")
     p.add_argument("--threads", type=positive_int,
                    help="torch CPU threads (default: torch's choice; 1 is often faster on a busy machine)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")

@@ -30,10 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", "-c", required=True, help="base run config YAML (see configs/)")
     p.add_argument("--space", "-s", default="configs/sweeps/default.yaml",
-                   help="search-space YAML (default configs/sweeps/default.yaml)")
+                   help="search-space YAML (default %(default)s)")
     p.add_argument("--trials", "-n", type=int, default=20,
-                   help="trials this command runs, split among the workers (default 20; 0 = only write the report)")
-    p.add_argument("--workers", "-j", type=positive_int, default=1, help="local worker processes sharing the study (default 1)")
+                   help="trials this command runs, split among the workers (default %(default)s; 0 = only write the report)")
+    p.add_argument("--workers", "-j", type=positive_int, default=1, help="local worker processes sharing the study (default %(default)s)")
     p.add_argument("--storage", help="Optuna storage: an RDB URL (postgresql://..., mysql+pymysql://..., sqlite:///f.db) "
                                      "or a journal file path (default: <out>/study.journal)")
     p.add_argument("--study", help="study name (default <config stem>-<space stem>); same name + storage = same study")
