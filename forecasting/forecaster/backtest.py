@@ -26,6 +26,7 @@ import pandas as pd
 from forecasting.data.series import SeriesFrame
 from forecasting.data.splits import split_borders
 from forecasting.core.errors import ForecastingError
+from forecasting.core.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def score(forecaster: Any, org: Origins, n_samples: int = 100, seed: int = 0, ch
     nominal: list[float] = []
     rows: list[dict[str, Any]] = []
     total_points = 0
-    bar = _bar(n, progress)
+    bar = progress_bar(total=n, unit="window", desc="score", enabled=progress)
     std = np.asarray(forecaster.scaler.std)
     mean = np.asarray(forecaster.scaler.mean)
     for k, lo in enumerate(range(0, n, chunk)):
@@ -219,19 +220,3 @@ def _finish(sums: dict[str, float], points: int) -> dict[str, float]:
     out["n_points"] = float(points)
     order = ["mse", "mae", "crps", "mean_wql"]
     return {k: out[k] for k in order if k in out} | {k: v for k, v in out.items() if k not in order}
-
-
-class _Null:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _bar(total: int, enabled: bool):
-    if not enabled:
-        return _Null()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="window", desc="score", disable=None, dynamic_ncols=True)

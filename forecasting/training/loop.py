@@ -30,6 +30,7 @@ from forecasting.core import distributed as dist_env
 from forecasting.core.atomic import atomic_write_text, atomic_write_with
 from forecasting.core.device import resolve_device
 from forecasting.core.errors import ForecastingError
+from forecasting.core.progress import progress as progress_bar
 from forecasting.training import accel, parallel
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def fit(task: TrainingTask, train_ds: Any, val_ds: Any, cfg: TrainConfig | None 
         cfg: loop settings.
         run_dir: where ``checkpoint.pt`` and ``metrics.jsonl`` go (``None``: nothing is written).
         resume: continue from ``run_dir/checkpoint.pt`` if it exists (same seed -> identical result).
-        progress: show a tqdm bar per epoch.
+        progress: show a progress bar per epoch (on a terminal only: :mod:`forecasting.core.progress`).
         label: prefix of log lines and the progress bar (e.g. ``"ETTh2 H=96 koopa"``).
         on_epoch: called on rank 0 after every epoch with a copy of that epoch's record (``epoch``,
             ``train_*``/``val_*`` means, ``best``, seconds) — for progress displays and pruning; an
@@ -258,7 +259,7 @@ def _run_epochs(task: TrainingTask, train_ds: Any, val_ds: Any, val_eval: tuple[
         sums: dict[str, float] = {}
         t0 = time.perf_counter()
         out_of_time = False
-        bar = _progress(n_batches, f"{label + ' ' if label else ''}epoch {epoch}/{cfg.epochs}", progress)
+        bar = progress_bar(total=n_batches, desc=f"{label + ' ' if label else ''}epoch {epoch}/{cfg.epochs}", enabled=progress)
         try:
             for i in range(n_batches):
                 x, y = _get_batch(train_ds, order[i * cfg.batch_size : (i + 1) * cfg.batch_size])
@@ -278,16 +279,14 @@ def _run_epochs(task: TrainingTask, train_ds: Any, val_ds: Any, val_eval: tuple[
                 loop.step += 1
                 for k, v in metrics.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
-                if bar is not None:
-                    bar.update(1)
-                    if i % 10 == 0:
-                        bar.set_postfix(loss=f"{loss:.4g}")
+                bar.update(1)
+                if progress and i % 10 == 0:
+                    bar.set_postfix(loss=f"{loss:.4g}")
                 if over:
                     out_of_time = True
                     break
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         train_s = time.perf_counter() - t0
         loop.train_seconds += train_s
         t1 = time.perf_counter()
@@ -362,14 +361,6 @@ def _get_batch(ds: Any, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return ds.batch(idx)
     pairs = [ds[int(i)] for i in idx]
     return torch.stack([torch.as_tensor(p[0]) for p in pairs]), torch.stack([torch.as_tensor(p[1]) for p in pairs])
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
 def _copy_state(obj: Any) -> Any:

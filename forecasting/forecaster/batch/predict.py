@@ -45,6 +45,7 @@ import polars as pl
 
 from forecasting.core.atomic import AtomicFile
 from forecasting.core.errors import ForecastingError
+from forecasting.core.progress import progress as progress_bar
 from forecasting.forecaster.prediction import quantile_column
 from forecasting.forecaster.batch.sharding import owns_batch, tag_batch
 
@@ -578,7 +579,7 @@ def predict_files(forecaster: Any, inputs: str | Path | Sequence[str | Path], ou
     summary = PredictSummary(output=out, files=len(files))
     log.info("predicting %d series from %d file(s) with %d samples, horizon %d", total, len(files), options.n_samples, horizon)
     seen: set[str] = set()
-    bar = _progress(total, options.progress)
+    bar = progress_bar(total=total, unit="series", desc="predict", enabled=options.progress)
     batch_index = 0
     try:
         for path, lf, layout, items in plans:
@@ -625,23 +626,6 @@ def predict_files(forecaster: Any, inputs: str | Path | Sequence[str | Path], ou
     summary.rows = writer.rows
     summary.seconds = time.perf_counter() - t0
     return summary
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    # disable=None: shown on a terminal, silent when stderr is a file or pipe (logs stay clean).
-    return tqdm(total=total, unit="series", desc="predict", disable=None, dynamic_ncols=True)
 
 
 def _collect(lf: pl.LazyFrame) -> pl.DataFrame:
