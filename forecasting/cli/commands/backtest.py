@@ -5,8 +5,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from forecasting.cli.commands.arguments import (
+    add_model_arguments,
+    add_runtime_arguments,
+    add_scoring_arguments,
+    add_split_argument,
+)
 from forecasting.cli.commands.common import (
-    add_data_arguments,
     atomic_write_text,
     command_line,
     load_forecaster,
@@ -32,18 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("backtest", help="rolling-origin backtest of a trained model: metrics per window and aggregated",
                        description="Forecast from rolling origins and score each window and all together.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", "-m", required=True, help="run directory from `forecasting train` (or its model/ artifact)")
-    add_data_arguments(p, help_text="series to backtest on (default: the run's training data)")
-    p.add_argument("--split", choices=["train", "val", "test", "all"], default="test",
-                   help="range of the origins (default %(default)s; 'all' = the whole series)")
+    add_model_arguments(p, data_help="series to backtest on (default: the run's training data)")
+    add_split_argument(p, "range of the origins (default %(default)s; 'all' = the whole series)")
     p.add_argument("--step", type=positive_int, help="rows between origins (default: the model's horizon)")
     p.add_argument("--horizon", "-H", type=positive_int, help="steps scored per window (default: the model's horizon)")
-    p.add_argument("--max-windows", type=int, default=0, help="at most this many evenly spaced origins (0 = all)")
-    p.add_argument("--samples", "-n", type=positive_int, default=100, help="predictive samples per window (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
+    add_scoring_arguments(p, windows="origins")
     p.add_argument("--out", help="output folder (default: <model>/backtest)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_runtime_arguments(p, quiet_help="no progress bar")
     p.set_defaults(func=run)
 
 

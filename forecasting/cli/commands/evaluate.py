@@ -6,8 +6,13 @@ import json
 import sys
 from pathlib import Path
 
+from forecasting.cli.commands.arguments import (
+    add_model_arguments,
+    add_runtime_arguments,
+    add_scoring_arguments,
+    add_split_argument,
+)
 from forecasting.cli.commands.common import (
-    add_data_arguments,
     command_line,
     load_forecaster,
     load_frame,
@@ -31,16 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="metrics of a trained model on a split of a series (test by default)",
                        description="Forecast every window of a split (the model's split rule) and score it.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", "-m", required=True, help="run directory from `forecasting train` (or its model/ artifact)")
-    add_data_arguments(p, help_text="series to evaluate on (default: the run's training data)")
-    p.add_argument("--split", choices=["train", "val", "test", "all"], default="test", help="which part of the series (default %(default)s)")
-    p.add_argument("--samples", "-n", type=positive_int, default=100, help="predictive samples per window (default %(default)s)")
+    add_model_arguments(p, data_help="series to evaluate on (default: the run's training data)")
+    add_split_argument(p, "which part of the series (default %(default)s)")
     p.add_argument("--stride", type=positive_int, default=1, help="rows between window origins (default %(default)s: every window)")
-    p.add_argument("--max-windows", type=int, default=0, help="at most this many evenly spaced windows (0 = all)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
+    add_scoring_arguments(p, windows="windows")
     p.add_argument("--out", help="also write the metrics as JSON here")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_runtime_arguments(p, quiet_help="no progress bar")
     p.set_defaults(func=run)
 
 

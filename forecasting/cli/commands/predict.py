@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from forecasting.cli.commands.arguments import add_model_arguments, add_runtime_arguments
 from forecasting.cli.commands.common import load_forecaster, positive_int, quantile_list
 
 DESCRIPTION = """Forecast every series in the input files with a trained model and write one long table.
@@ -38,7 +39,7 @@ EPILOG = """examples:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="forecast series from files with a trained model (streaming)",
                        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", "-m", required=True, help="run directory from `forecasting train` (or its model/ artifact)")
+    add_model_arguments(p)
     p.add_argument("--input", "-i", required=True, action="append", metavar="FILE|GLOB|DIR",
                    help="input file, directory or quoted glob (repeatable)")
     p.add_argument("--output", "-o", required=True, metavar="FILE.parquet|FILE.csv", help="where to write the forecasts")
@@ -56,10 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--value-col", help="value column for a one-channel model or with --channel-col (default: target/value)")
     p.add_argument("--channel-col", help="column naming the channel of each row (default: channel, if present)")
     p.add_argument("--time-format", help="strftime format of the timestamps (default: detected)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default %(default)s)")
-    p.add_argument("--threads", type=positive_int,
-                   help="torch CPU threads (default: torch's choice; 1 is often faster on a busy machine)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    add_runtime_arguments(p, threads=True, quiet_help="no progress bar or summary")
     p.add_argument("--shard", metavar="I/N",
                    help="forecast only shard I of N (0-based) into OUTPUT.shard-I-of-N.EXT; after all N ran, "
                         "`forecasting merge-shards OUTPUT --shards N` gives the single-process output. Under torchrun "

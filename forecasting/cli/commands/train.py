@@ -19,8 +19,8 @@ import logging
 import time
 from pathlib import Path
 
+from forecasting.cli.commands.arguments import add_config_arguments, add_runtime_arguments
 from forecasting.cli.commands.common import (
-    add_data_arguments,
     command_line,
     load_frame,
     load_run_config,
@@ -49,20 +49,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Fit a forecaster (default: ScoreVI-Koopa) and write runs/<id>/ with the resolved "
                                    "config, the model artifact and test metrics. Prints the run directory.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", "-c", required=True, help="YAML config (see configs/)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set training.epochs=2 --set inference.method=advi (repeatable)")
-    add_data_arguments(p, help_text="data to train on: a .csv/.parquet file or a registered name (default: the config's 'dataset')")
+    add_config_arguments(p, data_help="data to train on: a .csv/.parquet file or a registered name "
+                                      "(default: the config's 'dataset')")
     p.add_argument("--out", default="runs", help="parent folder of run directories (default: %(default)s/)")
     p.add_argument("--run-id", help="name of the run directory (default: <config>-<UTC time>-<suffix>)")
-    p.add_argument("--device", help="auto, cpu or cuda (default: the config's device)")
     p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation")
     p.add_argument("--eval-samples", type=positive_int, default=100, help="predictive samples per test window (default %(default)s)")
     p.add_argument("--eval-windows", type=int, default=500,
                    help="evaluate on at most this many evenly spaced test windows (0 = all; default %(default)s)")
-    p.add_argument("--threads", type=positive_int,
-                   help="torch CPU threads (default: torch's choice; 1 is often faster for small models or on a busy machine)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    add_runtime_arguments(p, device_default=None, threads=True)
     p.set_defaults(func=run)
 
 

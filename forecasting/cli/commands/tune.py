@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from forecasting.cli.commands.common import add_data_arguments, command_line, positive_int
+from forecasting.cli.commands.arguments import add_config_arguments
+from forecasting.cli.commands.common import command_line, positive_int
 
 EPILOG = """examples:
   forecasting tune --config configs/ETTh2.yaml --space configs/sweeps/default.yaml --trials 30
@@ -28,7 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Search config values with Optuna on the validation CRPS (optionally also the "
                                    "training time: Pareto front), with pruning, parallel workers and shared storage.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", "-c", required=True, help="base run config YAML (see configs/)")
+    add_config_arguments(p, config_help="base run config YAML (see configs/)",
+                         set_help="override a base config value before the sweep, e.g. --set training.epochs=3 "
+                                  "(repeatable)",
+                         data_help="data to tune on: a .csv/.parquet file or a registered name "
+                                   "(default: the config's 'dataset')")
     p.add_argument("--space", "-s", default="configs/sweeps/default.yaml",
                    help="search-space YAML (default %(default)s)")
     p.add_argument("--trials", "-n", type=int, default=20,
@@ -39,13 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", help="study name (default <config stem>-<space stem>); same name + storage = same study")
     p.add_argument("--timeout", type=float, help="seconds after which no new trial starts (per worker)")
     p.add_argument("--out", help="output folder (default runs/tune/<study>)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a base config value before the sweep, e.g. --set training.epochs=3 (repeatable)")
     p.add_argument("--objectives", help="comma-separated objectives replacing the space file's: val_crps or "
                                         "val_crps,train_seconds (Pareto front; no pruning)")
     p.add_argument("--seed", type=int, help="sampler seed (replaces the space file's)")
     p.add_argument("--threads", type=positive_int, help="torch threads per worker (default: CPU cores / workers)")
-    add_data_arguments(p, help_text="data to tune on: a .csv/.parquet file or a registered name (default: the config's 'dataset')")
     p.set_defaults(func=run)
 
 
