@@ -80,8 +80,7 @@ VARIANTS = {
 
 
 def run(args: argparse.Namespace) -> int:
-    from forecasting.cli.commands.common import load_run_config
-    from forecasting.cli.commands.demo import find_config
+    from forecasting.forecaster.runs import find_config, load_run_config
     from forecasting.data import load_series
     from forecasting.core.errors import ForecastingError
     from forecasting.evaluation.results import write_results

@@ -116,7 +116,7 @@ class TuneResult:
 # ------------------------------------------------------------------------------------ resolve
 def resolve(job: TuneJob) -> Resolved:
     """Validate everything that can be checked before a trial runs (config, space, names)."""
-    from forecasting.cli.commands.common import load_run_config
+    from forecasting.forecaster.runs import load_run_config
     from forecasting.core.config import to_dict
 
     if job.trials < 0 or job.workers < 1:

@@ -11,8 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-from forecasting.cli.commands.common import load_frame, load_run_config, positive_int, staged_dir, write_json
+from forecasting.cli.commands.common import command_line, load_frame, positive_int
 from forecasting.core.errors import ForecastingError
+from forecasting.forecaster.runs import load_run_config, write_run
+from forecasting.forecaster.runs import find_config as _find_config
 
 CONFIG_NAME = "demo.yaml"
 
@@ -58,14 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def find_config(explicit: str | None) -> Path:
-    """``--config``, else ``configs/demo.yaml`` in the working directory or in the source checkout."""
-    if explicit:
-        return Path(explicit)
-    for base in (Path.cwd(), Path(__file__).resolve().parents[3]):
-        candidate = base / "configs" / CONFIG_NAME
-        if candidate.is_file():
-            return candidate
-    raise ForecastingError(f"configs/{CONFIG_NAME} not found; run the demo from the repository root or pass --config")
+    """``--config``, else ``configs/demo.yaml`` in the working directory or in the source checkout
+    (:func:`forecasting.forecaster.runs.find_config`)."""
+    try:
+        return _find_config(explicit, CONFIG_NAME)
+    except ForecastingError:
+        raise ForecastingError(f"configs/{CONFIG_NAME} not found; run the demo from the repository root or pass --config") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,10 +88,11 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.quiet
     _say(f"demo: training {config.inference.method}-Koopa on {frame.name} ({frame.length} rows x {frame.n_channels} "
          f"channels {list(frame.columns)}, {frame.freq}); lookback {config.data.lookback}, horizon {config.data.horizon}")
-    with staged_dir(out, replace=True) as tmp:
-        fc, record = fit_into(tmp, config, resolved, frame, dataset, progress)
-        _say(f"demo: trained in {record['seconds']['fit']:.0f}s; scoring {args.eval_windows} test windows")
-        scores = evaluate_into(tmp, fc, frame, record, args.samples, args.eval_windows, progress)
+    with write_run(out, source="cli", command=command_line(), config_source=config_path, replace=True) as run:
+        tmp, record = run.dir, run.record
+        fc = fit_into(run, config, resolved, frame, dataset, progress)
+        _say(f"demo: trained in {record.seconds['fit']:.0f}s; scoring {args.eval_windows} test windows")
+        scores = evaluate_into(run, fc, frame, args.samples, args.eval_windows, progress)
         aligned = align(fc, frame)
         seed = config.predict.seed
         # 1. the future: the H steps after the data ends
@@ -116,14 +117,13 @@ def run(args: argparse.Namespace) -> int:
         meta = {
             "data": f"{frame.name} ({frame.length} rows, {frame.freq}, channels {', '.join(frame.columns)})",
             "model": f"{fc.method}-Koopa, lookback {fc.lookback}, horizon {fc.horizon}, "
-                     f"{record['training_summary'].get('network_parameters', '?')} network parameters",
-            "training": f"{record['seconds']['fit']:.0f}s on {record['training_summary'].get('device', '?')}",
+                     f"{record.training_summary.get('network_parameters', '?')} network parameters",
+            "training": f"{record.seconds['fit']:.0f}s on {record.training_summary.get('device', '?')}",
             "test windows": f"{scores.n_windows} (evenly spaced over the test split) x {scores.n_samples} samples",
-            "command": record["command"],
+            "command": record.command,
         }
         write_calibration_report(tmp, scores, f"Calibration report: {frame.name}, {fc.method}-Koopa", meta, fc.method)
-        record["seconds"]["total"] = round(time.perf_counter() - t0, 3)
-        write_json(tmp / "run.json", record)
+        record.seconds["total"] = round(time.perf_counter() - t0, 3)  # run.json is written as the block closes
     _say(f"demo: test coverage of the 90% interval {100 * m['coverage_90']:.1f}% (nominal 90%), "
          f"CRPS {m['crps']:.4g}, PIT error {m['pit_error']:.3f}; total {time.perf_counter() - t0:.0f}s")
     print(f"wrote {out}/")

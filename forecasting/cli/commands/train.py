@@ -5,12 +5,14 @@
     config.yaml      the resolved config (dataset + every forecaster setting, defaults filled in)
     model/           the artifact (safetensors + JSON, checksummed) read by predict/evaluate/backtest
     metrics.json     test-split metrics (original and scaled), unless --no-eval
-    run.json         command, data source, timings, versions, training summary
+    run.json         command, data source, timings, versions, training summary (the schema of
+                     forecasting.forecaster.runs.RunRecord, shared with the dashboard)
     train/           per-epoch metrics.jsonl and checkpoints of the training loop
 
-The directory is built under a hidden temporary name and renamed when complete: a failed or
-interrupted run leaves nothing that looks like a finished run. The run directory is the last
-line on stdout, so ``RUN=$(forecasting train ...)`` works in scripts.
+The directory is written by :func:`forecasting.forecaster.runs.write_run`: built under a hidden
+temporary name and renamed when complete, so a failed or interrupted run leaves nothing that
+looks like a finished run. The run directory is the last line on stdout, so
+``RUN=$(forecasting train ...)`` works in scripts.
 """
 from __future__ import annotations
 
@@ -23,14 +25,11 @@ from forecasting.cli.commands.arguments import add_config_arguments, add_runtime
 from forecasting.cli.commands.common import (
     command_line,
     load_frame,
-    load_run_config,
-    new_run_id,
     positive_int,
-    staged_dir,
-    write_json,
 )
 from forecasting.core.errors import ForecastingError
 from forecasting.data.seasonality import season_length
+from forecasting.forecaster.runs import RunWriter, load_run_config, new_run_id, write_run
 
 log = logging.getLogger(__name__)
 
@@ -89,48 +88,34 @@ def run(args: argparse.Namespace) -> int:
 
 def train_run(config, resolved: dict, frame, dataset: str, final: Path, args: argparse.Namespace | None = None,
               progress: bool = True) -> dict:
-    """Fit, save and (unless ``--no-eval``) evaluate into the run directory ``final`` (built atomically)."""
+    """Fit, save and (unless ``--no-eval``) evaluate into the run directory ``final`` (built atomically);
+    returns the run record as written to ``run.json``."""
     evaluate = not getattr(args, "no_eval", False)
     eval_samples = getattr(args, "eval_samples", 100)
     eval_windows = getattr(args, "eval_windows", 500)
-    with staged_dir(final) as tmp:
-        fc, record = fit_into(tmp, config, resolved, frame, dataset, progress)
+    with write_run(final, source="cli", command=command_line(), config_source=getattr(args, "config", None)) as run:
+        fc = fit_into(run, config, resolved, frame, dataset, progress)
         if evaluate:
-            scores = evaluate_into(tmp, fc, frame, record, eval_samples, eval_windows or None, progress)
-            record["metrics"], record["metrics_scaled"] = scores.metrics, scores.metrics_scaled
-        write_json(tmp / "run.json", record)
-    return record
+            evaluate_into(run, fc, frame, eval_samples, eval_windows or None, progress)
+    return run.record.to_dict()
 
 
-def fit_into(run_dir: Path, config, resolved: dict, frame, dataset: str, progress: bool = True):
-    """Write ``config.yaml``, fit (checkpoints under ``train/``), save ``model/``; returns ``(forecaster, run record)``."""
-    from forecasting.core.config import write_yaml
-    from forecasting.forecaster.api import Forecaster
-
-    record: dict = {"command": command_line(), "dataset": dataset, "series": frame.name, "rows": frame.length,
-                    "columns": list(frame.columns), "freq": frame.freq}
-    write_yaml(resolved, run_dir / "config.yaml")
-    t0 = time.perf_counter()
-    fc = Forecaster.fit(frame, config, run_dir=run_dir / "train", progress=progress)
-    record["seconds"] = {"fit": round(time.perf_counter() - t0, 3)}
-    fc.save(run_dir / "model")
-    record["training_summary"] = fc.summary
-    return fc, record
+def fit_into(run: RunWriter, config, resolved: dict, frame, dataset: str, progress: bool = True):
+    """Write ``config.yaml``, fit (checkpoints under ``train/``) and save ``model/`` into ``run``; returns the forecaster."""
+    run.write_config(resolved)
+    run.record_data(frame, dataset)
+    return run.fit(frame, config, checkpoints=True, progress=progress)
 
 
-def evaluate_into(run_dir: Path, fc, frame, record: dict, samples: int = 100, max_windows: int | None = 500,
-                  progress: bool = True):
-    """Score the test split and write ``metrics.json``; returns the :class:`~forecasting.forecaster.backtest.Scores`."""
+def evaluate_into(run: RunWriter, fc, frame, samples: int = 100, max_windows: int | None = 500, progress: bool = True):
+    """Score the test split into ``run`` (record and ``metrics.json``); returns the
+    :class:`~forecasting.forecaster.backtest.Scores`."""
     from forecasting.forecaster.backtest import evaluate_split
 
     t1 = time.perf_counter()
     scores = evaluate_split(fc, frame, "test", samples, seed=fc.config.predict.seed, max_windows=max_windows,
                             season=season_length(fc.freq), progress=progress)
-    record["seconds"]["evaluate"] = round(time.perf_counter() - t1, 3)
-    record["test"] = {"windows": scores.n_windows, "samples": scores.n_samples}
-    write_json(run_dir / "metrics.json", {"split": "test", "windows": scores.n_windows, "samples": scores.n_samples,
-                                          "metrics": scores.metrics, "metrics_scaled": scores.metrics_scaled,
-                                          "reliability": scores.reliability})
+    run.record_evaluation(scores, time.perf_counter() - t1)
     return scores
 
 
