@@ -51,9 +51,9 @@ def _read(source: str, mapping: ds.Mapping, max_bytes: int) -> ds.Loaded:
 
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=8)
 def _load_model(path: str, mtime: float):  # noqa: ARG001 - mtime: a re-saved artifact is a new cache entry
-    from forecasting.forecaster.api import Forecaster
+    from forecasting.forecaster.runs import load_forecaster
 
-    return Forecaster.load(path, device="auto")
+    return load_forecaster(path, device="auto")  # a run directory or an artifact, as `--model` takes
 
 
 @st.cache_resource(show_spinner="Forecasting ...", max_entries=16)
@@ -199,7 +199,7 @@ def model_section(frame, data_settings, runs_dir: Path):
             ss.active = cached
             st.sidebar.info("Already trained with this data and these settings: showing that run.")
             return
-        from forecasting.cli.commands.common import new_run_id
+        from forecasting.forecaster.runs import new_run_id
 
         run_id = new_run_id(f"dashboard-{frame.name}")
         det = cfg.deterministic_config_dict(config, train) if train.deterministic else None

@@ -2,7 +2,8 @@
 
 :class:`TrainJob` starts :mod:`train_worker` in a subprocess, reads its ``status.json`` for the
 progress bar and stops it on *Cancel*. :func:`list_runs` finds every run directory with a
-complete model artifact — runs written by ``forecasting train`` and by the dashboard alike.
+complete model artifact — runs written by ``forecasting train`` and by the dashboard alike
+(both through :mod:`forecasting.forecaster.runs`).
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ import numpy as np
 from forecasting.data.series import SeriesFrame
 
 WORKER = Path(__file__).resolve().with_name("train_worker.py")
-MANIFEST = "manifest.json"
 
 
 def save_frame(frame: SeriesFrame, path: Path) -> Path:
@@ -158,28 +158,14 @@ def _fraction(st: dict[str, Any], now: float) -> float:
 
 
 def list_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
-    """Run directories under ``runs_dir`` holding a complete model (newest first).
+    """Run directories under ``runs_dir`` holding a complete model (newest first), as the page uses them.
 
-    Each entry: ``path``, ``name``, ``created`` (mtime), ``meta`` (``run.json`` or ``{}``),
-    ``model`` (the artifact directory) and ``deterministic`` (the peer's artifact or ``None``).
+    The listing is :func:`forecasting.forecaster.runs.list_runs` (runs of ``forecasting train``, of
+    the dashboard and of the old layouts alike). Each entry: ``path``, ``name``, ``created``
+    (mtime), ``meta`` (the normalized ``run.json``, or ``{}``), ``model`` (the artifact directory)
+    and ``deterministic`` (the peer's artifact or ``None``).
     """
-    root = Path(runs_dir)
-    if not root.is_dir():
-        return []
-    out = []
-    for d in root.iterdir():
-        if d.name.startswith(".") or not d.is_dir():
-            continue  # hidden = staged/incomplete
-        model = d / "model" if (d / "model" / MANIFEST).is_file() else (d if (d / MANIFEST).is_file() else None)
-        if model is None:
-            continue
-        meta: dict[str, Any] = {}
-        if (d / "run.json").is_file():
-            try:
-                meta = json.loads((d / "run.json").read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                meta = {}
-        det = d / "baselines" / "deterministic"
-        out.append({"path": d, "name": d.name, "created": model.stat().st_mtime, "meta": meta, "model": model,
-                    "deterministic": det if (det / MANIFEST).is_file() else None})
-    return sorted(out, key=lambda r: r["created"], reverse=True)
+    from forecasting.forecaster.runs import list_runs as _list_runs
+
+    return [{"path": r.path, "name": r.name, "created": r.created, "meta": r.meta, "model": r.model,
+             "deterministic": r.baselines.get("deterministic")} for r in _list_runs(runs_dir)]

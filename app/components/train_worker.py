@@ -2,12 +2,13 @@
 
 Training runs in its own process so that the page stays responsive, the *Cancel* button can
 stop it at once (SIGTERM; the half-built run directory is removed), and a crash cannot take the
-server down. The process calls only the public API — :meth:`Forecaster.fit` and
-:meth:`Forecaster.save` — and writes a run directory in the CLI's layout::
+server down. The process writes its run through the facade's run writer,
+:func:`forecasting.forecaster.runs.write_run` (the one the CLI uses, so the layout and the
+``run.json`` schema are the CLI's)::
 
     runs/<id>/model/                      the ScoreVI-Koopa artifact (what `--model runs/<id>` loads)
     runs/<id>/config.yaml                 resolved config
-    runs/<id>/run.json                    what was trained on what, training summary
+    runs/<id>/run.json                    what was trained on what, training summary (source "dashboard")
     runs/<id>/baselines/deterministic/    the deterministic Koopa peer (optional)
 
 The directory is staged under a hidden temporary name and renamed when complete. Progress goes
@@ -116,11 +117,9 @@ def run(job_dir: Path) -> int:
 
     signal.signal(signal.SIGTERM, _term)
     try:
-        from forecasting.cli.commands.common import staged_dir, write_json
-        from forecasting.core.config import from_dict, write_yaml
-        from forecasting.core.device import describe_device, resolve_device
-        from forecasting.forecaster.api import Forecaster
+        from forecasting.core.config import from_dict
         from forecasting.forecaster.config import ForecasterConfig
+        from forecasting.forecaster.runs import write_run
 
         import torch
 
@@ -130,37 +129,19 @@ def run(job_dir: Path) -> int:
         config = from_dict(ForecasterConfig, main_cfg)
         data = _prepared(frame, config, int(job.get("val_windows", 0)))
         final = Path(job["runs_dir"]) / job["run_id"]
-        with staged_dir(final) as stage:
+        with write_run(final, source="dashboard", cache_key=job.get("key")) as run:
             n_main = len(phases) - (1 if det_cfg_dict else 0)
             warm = n_main == 2
+            run.record_data(frame, job.get("dataset"), data_file=job.get("data_file"), data_digest=job.get("data_digest"))
             status.update(phase_started=time.time(), message=f"{phases[0][0]}: training")
-            fc = Forecaster.fit(data, config, on_epoch=epoch_hook(status, {"warm_start": 0, "posterior": int(warm),
-                                                                           "train": 0}))
-            fc.save(stage / "model")
-            write_yaml(main_cfg, stage / "config.yaml")
-            summary: dict[str, Any] = {"scorevi": fc.summary}
+            run.fit(data, config, on_epoch=epoch_hook(status, {"warm_start": 0, "posterior": int(warm), "train": 0}))
+            run.write_config(main_cfg)
             if det_cfg_dict:
                 status.update(phase=n_main, last_epoch=0, phase_epochs_done=0, phase_started=time.time(),
                               message=f"{phases[n_main][0]}: training")
-                det_cfg = from_dict(ForecasterConfig, det_cfg_dict)
-                det = Forecaster.fit(data, det_cfg, on_epoch=epoch_hook(status, {"train": n_main}))
-                det.save(stage / "baselines" / "deterministic")
-                summary["deterministic"] = det.summary
+                run.fit_baseline("deterministic", data, from_dict(ForecasterConfig, det_cfg_dict),
+                                 on_epoch=epoch_hook(status, {"train": n_main}))
             status.update(message="saving")
-            write_json(stage / "run.json", {
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "source": "dashboard",
-                "dataset": job.get("dataset"),
-                "data_file": job.get("data_file"),
-                "data_digest": job.get("data_digest"),
-                "key": job.get("key"),
-                "columns": list(frame.columns),
-                "freq": frame.freq,
-                "rows": frame.length,
-                "device": describe_device(resolve_device(config.device)),
-                "torch_threads": torch.get_num_threads(),
-                "summary": summary,
-            })
         status.update(state="done", run_dir=str(final), message="done", finished=time.time())
         return 0
     except KeyboardInterrupt:
