@@ -54,7 +54,7 @@ from forecasting.models.heads import Likelihood, build_likelihood
 from forecasting.models.koopa.frequency_mask import compute_frequency_mask
 from forecasting.models.koopa.module import Koopa, count_parameters
 from forecasting.forecaster.prediction import Prediction
-from forecasting.training import seed_everything
+from forecasting.training import StepInfo, seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ class Forecaster:
     @classmethod
     def fit(cls, data: SeriesFrame | PreparedData, config: ForecasterConfig | None = None, *,
             run_dir: str | Path | None = None, progress: bool = False, resume: bool = False,
-            on_epoch: Callable[[str, dict[str, Any]], None] | None = None) -> "Forecaster":
+            on_epoch: Callable[[str, dict[str, Any]], None] | None = None,
+            on_step: Callable[[str, StepInfo], None] | None = None) -> "Forecaster":
         """Fit on a series (split, scaled and windowed per ``config.data``) or on prepared windows.
 
         Args:
@@ -110,6 +111,10 @@ class Forecaster:
                 methods), ``warm_start`` or ``posterior`` (variational methods); ``record`` holds
                 ``epoch``, the ``train_*``/``val_*`` means (e.g. ``val_crps``), ``best`` and seconds.
                 For progress displays and early pruning (an exception it raises stops the fit).
+            on_step: ``on_step(phase, info)`` after every optimisation step, ``phase`` as for
+                ``on_epoch`` and ``info`` a :class:`forecasting.training.StepInfo` (epoch, batch,
+                global step, the step's metrics and the training task, e.g. the variational task
+                whose posterior ``info.task.state.family`` can be read). For per-step diagnostics.
 
         Raises:
             ForecastingError: bad data/config, or a diverging run (names the epoch/step; the
@@ -128,7 +133,7 @@ class Forecaster:
         likelihood = _likelihood(config, n_channels).to(device)
         runtime = make_runtime(config, model, likelihood)
         ctx = FitContext(config, model, likelihood, prepared, device, Path(run_dir) if run_dir else None, progress, resume,
-                         on_epoch)
+                         on_epoch, on_step)
         summary = runtime.fit(ctx)
         model.eval()
         summary = {

@@ -2,7 +2,7 @@
 
 Public API::
 
-    from forecasting.training import TrainConfig, fit, FitResult, TrainingTask, DeterministicKoopaTask
+    from forecasting.training import TrainConfig, fit, FitResult, StepInfo, TrainingTask, DeterministicKoopaTask
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from forecasting.training.loop import (
     CHECKPOINT,
     METRICS_LOG,
     FitResult,
+    StepInfo,
     TrainConfig,
     TrainingTask,
     fit,
@@ -20,6 +21,7 @@ from forecasting.training.schedule import paper_lr, scheduled_lr, set_lr
 from forecasting.training.tasks import DeterministicKoopaTask, DeterministicTask, iterate_batches
 
 __all__ = [
-    "CHECKPOINT", "METRICS_LOG", "DeterministicKoopaTask", "DeterministicTask", "FitResult", "TrainConfig",
-    "TrainingTask", "fit", "iterate_batches", "paper_lr", "read_metrics_log", "scheduled_lr", "seed_everything", "set_lr",
+    "CHECKPOINT", "METRICS_LOG", "DeterministicKoopaTask", "DeterministicTask", "FitResult", "StepInfo",
+    "TrainConfig", "TrainingTask", "fit", "iterate_batches", "paper_lr", "read_metrics_log", "scheduled_lr",
+    "seed_everything", "set_lr",
 ]

@@ -6,6 +6,9 @@ saved in the checkpoint), progress bar, validation, early stopping with best-sta
 an atomic ``checkpoint.pt`` per epoch, resume that continues exactly where it stopped, and a
 per-epoch ``metrics.jsonl``.
 
+Callers observe training through callbacks, never by patching a task: ``on_step`` after every
+optimisation step (a :class:`StepInfo`) and ``on_epoch`` after every epoch.
+
 Under ``torchrun`` the same call trains data-parallel (see :mod:`forecasting.training.parallel`):
 each rank takes its share of every epoch's window order, scores/gradients are averaged across
 ranks, metrics are all-reduced, and only rank 0 writes checkpoints, logs and progress bars.
@@ -121,6 +124,27 @@ class TrainConfig:
             raise ForecastingError(f"training.dist_timeout_s must be > 0, got {self.dist_timeout_s}")
 
 
+@dataclass(frozen=True)
+class StepInfo:
+    """What :func:`fit`'s ``on_step`` callback receives after every optimisation step.
+
+    Attributes:
+        epoch: 1-based epoch.
+        batch: 0-based index of the batch within the epoch.
+        step: 0-based global step, the ``step`` given to ``task.train_step`` (it continues across
+            epochs and across a resume).
+        metrics: a copy of what ``task.train_step`` returned (``loss`` plus task-specific values).
+        task: the task right after the update, for reading its state (e.g. a posterior's spread);
+            a callback must not change it.
+    """
+
+    epoch: int
+    batch: int
+    step: int
+    metrics: dict[str, Any]
+    task: TrainingTask
+
+
 @dataclass
 class FitResult:
     """Outcome of :func:`fit`. The task holds the best state when it returns."""
@@ -152,7 +176,8 @@ def seed_everything(seed: int) -> None:
 
 def fit(task: TrainingTask, train_ds: Any, val_ds: Any, cfg: TrainConfig | None = None, run_dir: str | Path | None = None,
         resume: bool = False, progress: bool = True, label: str = "",
-        on_epoch: Callable[[dict[str, Any]], None] | None = None) -> FitResult:
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
+        on_step: Callable[[StepInfo], None] | None = None) -> FitResult:
     """Train ``task`` on ``train_ds`` with early stopping on ``val_ds``.
 
     Args:
@@ -168,6 +193,11 @@ def fit(task: TrainingTask, train_ds: Any, val_ds: Any, cfg: TrainConfig | None 
         on_epoch: called on rank 0 after every epoch with a copy of that epoch's record (``epoch``,
             ``train_*``/``val_*`` means, ``best``, seconds) — for progress displays and pruning; an
             exception raised by it stops training (e.g. ``optuna.TrialPruned``).
+        on_step: called on rank 0 after every optimisation step with a :class:`StepInfo` (epoch,
+            batch, global step, the step's metrics, the task) — for per-step diagnostics. It runs
+            before the divergence check, so the step that diverged is reported too; an exception
+            raised by it stops training (the checkpoint of the last finished epoch stays). ``None``
+            (default) costs nothing.
 
     Returns:
         :class:`FitResult`; the task is left holding the best state.
@@ -229,7 +259,7 @@ def fit(task: TrainingTask, train_ds: Any, val_ds: Any, cfg: TrainConfig | None 
     wrapped = accel.apply(task, device, cfg.precision, cfg.compile)
     try:
         result = _run_epochs(task, train_ds, val_ds, val_eval, cfg, device, generator, loop, best_state, run_path, ckpt_path,
-                             n, n_batches, sign, progress, label, rank, world, on_epoch)
+                             n, n_batches, sign, progress, label, rank, world, on_epoch, on_step)
     finally:
         accel.undo(wrapped)
     if world > 1:
@@ -245,7 +275,8 @@ def fit(task: TrainingTask, train_ds: Any, val_ds: Any, cfg: TrainConfig | None 
 def _run_epochs(task: TrainingTask, train_ds: Any, val_ds: Any, val_eval: tuple[Any, int] | None, cfg: TrainConfig,
                 device: torch.device, generator: torch.Generator, loop: "_LoopState", best_state: Any,
                 run_path: Path | None, ckpt_path: Path | None, n: int, n_batches: int, sign: float, progress: bool,
-                label: str, rank: int, world: int, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> FitResult:
+                label: str, rank: int, world: int, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+                on_step: Callable[[StepInfo], None] | None = None) -> FitResult:
     main = rank == 0
     t_start = time.perf_counter()
     epochs_run, stop_reason = 0, loop.stop_reason or "epochs"
@@ -269,6 +300,8 @@ def _run_epochs(task: TrainingTask, train_ds: Any, val_ds: Any, val_eval: tuple[
                 over = cfg.time_budget_s is not None and loop.train_seconds + time.perf_counter() - t0 >= cfg.time_budget_s
                 if world > 1:  # every rank takes the same divergence / time-budget decision
                     loss, over = parallel.reduce_step(loss, over)
+                if on_step is not None and main:  # before the divergence check: a diverging step is reported too
+                    on_step(StepInfo(epoch, i, loop.step, dict(metrics), task))
                 if not math.isfinite(loss):
                     raise ForecastingError(
                         f"training diverged at epoch {epoch}, step {loop.step} (batch {i + 1}/{n_batches}): loss = {loss}. "

@@ -8,7 +8,8 @@ compared on ``--val-windows`` evenly spaced *validation* windows (selection) and
 :func:`forecasting.evaluation.metrics.forecast_metrics` on the standard-scaled data, 100 samples.
 
 Per-step engine diagnostics (λ, mean/max |ln τ|, skipped, score norm, noise scale, posterior std)
-are logged for the variational variants and written to ``<out>/scorevi_koopa_study_steps.json``.
+are logged for the variational variants and written to ``<out>/scorevi_koopa_study_steps.json``; they
+are read through ``Forecaster.fit(on_step=...)``, the training loop's per-step callback.
 
 Run::
 
@@ -136,31 +137,28 @@ def _run_variant(name: str, make, a, prepared, sel, test, steps_log: dict[str, l
     import torch
 
     from forecasting.forecaster.api import Forecaster
-    from forecasting.forecaster.methods import variational_task as vt
+    from forecasting.training import StepInfo
 
     config = make(a)
     records: list[dict[str, float]] = []
-    original = vt.VariationalTask.train_step
 
-    def logged(self, x, y, step):  # per-step engine info (diagnosis only)
-        out = original(self, x, y, step)
-        fam = self.state.family
-        out = dict(out)
+    def on_step(phase: str, info: StepInfo) -> None:  # per-step engine info of the variational phase (diagnosis only)
+        if phase != "posterior":  # the MAP warm start and the point methods have no posterior
+            return
+        task = info.task
+        fam = task.state.family
+        out = dict(info.metrics)
         out["post_std"] = float(fam.variance().mean().sqrt())
-        out["mean_drift"] = float((fam.mean() - self.prior.center).norm()) if getattr(self.prior, "center", None) is not None else float("nan")
+        out["mean_drift"] = float((fam.mean() - task.prior.center).norm()) if getattr(task.prior, "center", None) is not None else float("nan")
         records.append(out)
-        return out
 
-    vt.VariationalTask.train_step = logged
     t0 = time.perf_counter()
     try:
         torch.manual_seed(a.seed)
-        fc = Forecaster.fit(prepared, config)
+        fc = Forecaster.fit(prepared, config, on_step=on_step)
         err = None
     except Exception as exc:  # a diverging variant is a result, not a crash of the study
         fc, err = None, f"{type(exc).__name__}: {exc}"[:200]
-    finally:
-        vt.VariationalTask.train_step = original
     fit_s = time.perf_counter() - t0
     row: dict[str, Any] = {"variant": name, "fit_s": round(fit_s, 1)}
     if records:

@@ -34,7 +34,7 @@ from forecasting.forecaster.methods.point_task import PointTask
 from forecasting.forecaster.methods.predictive import SampledForward, repeated_forward
 from forecasting.forecaster.methods.variational_task import VariationalTask
 from forecasting.models.heads import Likelihood, channel_scales, fit_scale, shrink_log_scale
-from forecasting.training import FitResult, TrainConfig, fit, iterate_batches
+from forecasting.training import FitResult, StepInfo, TrainConfig, fit, iterate_batches
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class FitContext:
     progress: bool = False
     resume: bool = False
     on_epoch: Callable[[str, dict[str, Any]], None] | None = None  # (phase, epoch record), see Forecaster.fit
+    on_step: Callable[[str, StepInfo], None] | None = None  # (phase, step info), see Forecaster.fit
 
 
 def fit_summary(result: FitResult) -> dict[str, Any]:
@@ -77,11 +78,12 @@ def _train_config(ctx: FitContext, **changes: Any) -> TrainConfig:
 
 def _fit_phase(ctx: FitContext, task: Any, phase: str, cfg: TrainConfig | None = None) -> FitResult:
     """Run the training loop for one phase (``train``, ``warm_start`` or ``posterior``): its checkpoints
-    go to ``<run_dir>/<phase>`` and its epochs reach ``ctx.on_epoch`` tagged with the phase."""
-    on_epoch = ctx.on_epoch
+    go to ``<run_dir>/<phase>`` and its epochs and steps reach ``ctx.on_epoch`` / ``ctx.on_step`` tagged with the phase."""
+    on_epoch, on_step = ctx.on_epoch, ctx.on_step
     return fit(task, ctx.data.train, ctx.data.val, cfg or _train_config(ctx),
                None if ctx.run_dir is None else Path(ctx.run_dir) / phase, resume=ctx.resume, progress=ctx.progress,
-               on_epoch=None if on_epoch is None else lambda record: on_epoch(phase, record))
+               on_epoch=None if on_epoch is None else lambda record: on_epoch(phase, record),
+               on_step=None if on_step is None else lambda info: on_step(phase, info))
 
 
 class Runtime:
