@@ -63,3 +63,9 @@ def test_forbidden_import_breaks_the_contract(tmp_path, module, source, expected
     result = _lint(root)
     assert result.returncode != 0
     assert expected in result.stdout, result.stdout  # the message names the offending import
+
+
+def test_package_top_level_holds_no_modules():
+    """Every module lives in a package named for its layer; only the package's own files sit on top."""
+    top = {p.name for p in (REPO / "forecasting").iterdir() if p.is_file()}
+    assert top <= {"__init__.py", "__main__.py", "py.typed"}, sorted(top)
