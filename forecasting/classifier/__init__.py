@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-_PUBLIC = {"Classifier": "api", "ClassifierConfig": "api"}
+_PUBLIC = {"Classifier": "api", "ClassifierConfig": "config"}
 __all__ = sorted(_PUBLIC)
 
 

@@ -100,7 +100,7 @@ def bench_config(arch: str, method: str, epochs: int, batch_size: int, mc_sample
     σ = 1e-3 and use the same S.
     """
     from forecasting.bayes.config import ADVIConfig, InferenceConfig, PriorConfig, Schedule, ScoreVIConfig
-    from forecasting.classifier.api import ClassifierConfig, ClassifierPredictConfig, ClassifierTrainConfig
+    from forecasting.classifier.config import ClassifierConfig, ClassifierPredictConfig, ClassifierTrainConfig
     from forecasting.models.vision import VisionModelConfig
 
     init_scale = 1e-3

@@ -29,8 +29,7 @@ def make_family(cfg: ScoreVIConfig | ADVIConfig, mean: torch.Tensor, generator: 
     kind = FamilyKind(cfg.family).value
     if kind not in NETWORK_FAMILIES:
         raise ForecastingError(f"family {kind!r} is not supported for network posteriors; use one of {list(NETWORK_FAMILIES)}")
-    return _families.make_family(kind, mean.shape[-1], init_scale=cfg.init_scale, mean=mean, rank=cfg.rank,
-                                  components=cfg.components, device=mean.device, generator=generator)
+    return _families.family_from_config(cfg, mean.shape[-1], mean=mean, device=mean.device, generator=generator)
 
 
 def family_from_state(kind: str, tensors: dict[str, torch.Tensor]) -> VariationalFamily:
