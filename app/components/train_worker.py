@@ -48,9 +48,10 @@ class Status:
         self.write()
 
     def write(self) -> None:
-        tmp = self.path.with_name(".status.json.tmp")
-        tmp.write_text(json.dumps(self.data), encoding="utf-8")
-        os.replace(tmp, self.path)
+        # The page polls this file while the worker rewrites it: readers must never see half of it.
+        from forecasting.core.atomic import atomic_write_text
+
+        atomic_write_text(self.path, json.dumps(self.data))
 
 
 def epoch_hook(status: Status, phase_index: dict[str, int]):
