@@ -113,8 +113,12 @@ def check_series(raw: RawSeries, where: Where, name: str, freq: str | None = Non
                 ts, values, rows, reported = grid, full, new_rows, flags
                 gap = None
         if gap is not None:
-            prev_row = where.at(rows[gap.row - 1]).get("row")
-            if gap.kind == "gap":
+            prev_row = where.at(rows[gap.row - 1]).get("row") if gap.row > 0 else None
+            if gap.previous is None:
+                msg = (f"irregular spacing: the first timestamp {gap.found} is not on the {freq!r} grid"
+                       + (f" (the next grid point is {gap.expected})" if not pd.isna(gap.expected) else ""))
+                hint = "fix the timestamp, or pass the right freq"
+            elif gap.kind == "gap":
                 msg = (f"gap in timestamps: {gap.found} follows {gap.previous} (row {prev_row}); "
                        f"expected {gap.expected} at freq {freq!r} ({gap.missing} step(s) missing)")
                 hint = "add the missing rows, or use missing='interpolate' or 'ffill' to fill them"

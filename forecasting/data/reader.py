@@ -13,11 +13,13 @@ can be reported with its row and file line instead of silently becoming NaN.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import difflib
 import io
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +29,9 @@ import polars as pl
 from forecasting.data.checks import MissingPolicy, RawSeries, Where, check_series
 from forecasting.data.problems import Problem, raise_first, show_value
 from forecasting.data.series import SeriesFrame
-from forecasting.data.timeindex import infer_freq, parse_timestamps
+from forecasting.core.errors import ForecastingError
+from forecasting.data.timeindex import (NS_MAX, NS_MIN, infer_freq, normalise_freq, out_of_range, parse_timestamps,
+                                        text_of)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,8 @@ NA_TOKENS = ("", "na", "n/a", "nan", "null", "none", "?", "-", "#n/a")
 DELIMITERS = (",", ";", "\t", "|")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".txt", ".tsv", ".dat")
+# what nanosecond timestamps (numpy, pandas) can hold
+_RANGE = f"{str(NS_MIN)[:19].replace('T', ' ')} .. {str(NS_MAX)[:19].replace('T', ' ')}"
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,12 @@ def scan_file(path: str | Path, opts: ReadOptions = ReadOptions()) -> tuple[list
     size = path.stat().st_size
     if size == 0:
         return [], [Problem(file, "the file is empty (0 bytes)", "export the data again", kind="empty")]
+    if opts.max_bytes <= 0:
+        return [], [Problem(file, f"the size limit must be positive, got {opts.max_bytes} bytes",
+                            "pass a positive max_bytes (--max-mb)", kind="bad_option")]
     if size > opts.max_bytes:
-        return [], [Problem(file, f"the file is {size / 1e6:.1f} MB, over the limit of {opts.max_bytes / 1e6:.1f} MB",
+        # 3 significant digits: a limit of 0.0001 MB must not print as "0.0 MB"
+        return [], [Problem(file, f"the file is {size / 1e6:.3g} MB, over the limit of {opts.max_bytes / 1e6:.3g} MB",
                             "raise the limit (max_bytes / --max-mb) if this is intended", kind="too_large")]
     suffix = "".join(path.suffixes[-1:]).lower()
     if suffix in PARQUET_SUFFIXES:
@@ -126,12 +136,25 @@ def scan_file(path: str | Path, opts: ReadOptions = ReadOptions()) -> tuple[list
 
 def _scan_csv(path: Path, opts: ReadOptions) -> tuple[pl.LazyFrame | None, list[str], str, list[Problem]]:
     file = str(path)
+    d = opts.delimiter
+    # polars takes a one-byte separator; a quote or line break cannot separate fields at all
+    if d is not None and (len(d) != 1 or not d.isascii() or d in "\"\r\n"):
+        return None, [], "", [Problem(file, f"cannot use {d!r} as the delimiter",
+                                  "pass one ASCII character such as ',' ';' '|' or tab (--delimiter)", kind="bad_option")]
+    try:
+        # the codec's own name, so that aliases (UTF8, u8, utf_8) take the fast path
+        utf8 = codecs.lookup(opts.encoding).name in ("utf-8", "utf-8-sig")
+    except LookupError:
+        return None, [], "", [Problem(file, f"unknown encoding {opts.encoding!r}",
+                                  "pass a Python codec name such as utf-8, latin-1, cp1252 or utf-16 (--encoding)",
+                                  kind="bad_option")]
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
-    utf8 = opts.encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig")
-    if utf8 and head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return None, [], "", [Problem(file, "the file is UTF-16 encoded", "save it as UTF-8, or pass encoding='utf-16' (--encoding)",
-                                  kind="encoding")]
+    wide = "utf-32" if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) else \
+        "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else None
+    if wide and not codecs.lookup(opts.encoding).name.startswith(wide):  # its byte-order mark says so
+        return None, [], "", [Problem(file, f"the file is {wide.upper()} encoded",
+                                  f"save it as UTF-8, or pass encoding='{wide}' (--encoding)", kind="encoding")]
     source: Path | io.BytesIO = path
     if not utf8:
         source, problems = _transcode(path, opts)
@@ -147,12 +170,24 @@ def _scan_csv(path: Path, opts: ReadOptions) -> tuple[pl.LazyFrame | None, list[
                 return None, [], "", [Problem(file, f"not valid UTF-8 (byte {exc.start}, line {line})",
                                           "re-save the file as UTF-8, or pass the real encoding (e.g. encoding='latin-1' / --encoding)",
                                           kind="encoding")]
+    if b"\x00" in head:
+        return None, [], "", [_nul_problem(file, head)]
+    if re.search(rb"\r(?!\n)", head[:-1]):
+        # Classic Mac line ends (Excel's "CSV (Macintosh)"), maybe mixed with others: polars splits
+        # lines on \n only and would read the whole file as one header line.
+        data = source.getvalue() if isinstance(source, io.BytesIO) else path.read_bytes()
+        source = io.BytesIO(re.sub(rb"\r(?!\n)", b"\n", data))
+        head = source.getvalue()[: 1 << 16]
     text_head = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-    first_line = text_head.splitlines()[0] if text_head.strip() else ""
+    lines = text_head.split("\n")  # \n only, as polars: str.splitlines() also splits on \x0c, \x1e, \u2028, ...
+    first_line = lines[0].removesuffix("\r")
     if not first_line.strip():
         return None, [], "", [Problem(file, "the file has no header line", "the first line must name the columns", kind="empty")]
     sep = opts.delimiter or max(DELIMITERS, key=first_line.count)
-    header = next(csv.reader([first_line], delimiter=sep))
+    try:
+        header = next(csv.reader([first_line], delimiter=sep))
+    except csv.Error as exc:
+        return None, [], "", [Problem(file, f"cannot read the header line: {exc}", "check its quoting", line=1, kind="format")]
     if len(header) < 2:
         found = [d for d in DELIMITERS if d != sep and d in first_line]
         hint = (f"the header contains {found[0]!r}: pass delimiter={found[0]!r} (--delimiter)" if found
@@ -163,20 +198,45 @@ def _scan_csv(path: Path, opts: ReadOptions) -> tuple[pl.LazyFrame | None, list[
     if dups:
         return None, [], "", [Problem(file, f"duplicate column name(s) {dups} in the header", "give every column a unique name",
                                   line=1, kind="duplicate_column")]
-    if len(text_head.splitlines()) < 2 and len(head) == path.stat().st_size:
+    if not any(line.strip() for line in lines[1:]) and len(head) == path.stat().st_size:
         return None, [], "", [Problem(file, "the file has a header but no data rows", "add data rows below the header", kind="empty")]
     lf = pl.scan_csv(source, separator=sep, infer_schema=False, encoding="utf8")
+    try:
+        polars_names = lf.collect_schema().names()
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as exc:
+        return None, [], "", [Problem(file, f"cannot read the header: {_short(exc)}", "check the quoting of the first line",
+                                  line=1, kind="format")]
+    if len(polars_names) != len(header):  # e.g. an unclosed quote: one reader ends the field at the line end
+        return None, [], "", [Problem(file, f"the header line is ambiguous ({len(header)} or {len(polars_names)} columns)",
+                                  "check its quotes: a quoted name must end with a quote", line=1, kind="format")]
+    # polars keeps a doubled quote inside a quoted name ("q""x" -> q""x); the csv module's names are the CSV standard
+    lf = lf.rename(dict(zip(polars_names, header)))
     return lf, header, sep, []
+
+
+def _nul_problem(file: str, head: bytes) -> Problem:
+    """NUL bytes never occur in CSV text: the file is binary, or UTF-16 without a byte-order mark."""
+    at = head.index(b"\x00")
+    line = head[:at].count(b"\n") + 1
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    if min(even, odd) * 4 < max(even, odd) and max(even, odd) > len(head) // 8:
+        # ASCII text in UTF-16: every other byte is NUL (odd bytes: little endian)
+        codec = "utf-16-le" if odd > even else "utf-16-be"
+        return Problem(file, f"the file looks {codec.upper()} encoded without a byte-order mark (NUL bytes from line {line})",
+                       f"save it as UTF-8, or pass encoding='{codec}' (--encoding)", kind="encoding")
+    return Problem(file, f"NUL byte at byte {at} (line {line}): this is not a text CSV file",
+                   "check that the path points at the CSV export, not a binary (e.g. .xlsx) or damaged file", kind="encoding")
 
 
 def _transcode(path: Path, opts: ReadOptions) -> tuple[io.BytesIO | None, list[Problem]]:
     """Decode a non-UTF-8 file in memory (polars reads UTF-8 only)."""
     try:
-        text = path.read_bytes().decode(opts.encoding)
-    except (UnicodeDecodeError, LookupError) as exc:
+        # re-encoding fails only for lone surrogates (e.g. from unicode_escape): text no CSV holds
+        data = path.read_bytes().decode(opts.encoding).lstrip("\ufeff").encode("utf-8")
+    except (UnicodeError, LookupError) as exc:  # UnicodeError: punycode/undefined raise the base class
         return None, [Problem(str(path), f"cannot decode with encoding {opts.encoding!r}: {_short(exc)}",
                               "pass the file's real encoding (--encoding)", kind="encoding")]
-    return io.BytesIO(text.lstrip("\ufeff").encode("utf-8")), []
+    return io.BytesIO(data), []
 
 
 def _pick(names: list[str], explicit: str | None, candidates: tuple[str, ...], what: str, file: str,
@@ -203,6 +263,13 @@ def _read_table(lf: pl.LazyFrame, names: list[str], where: Where, opts: ReadOpti
     problems: list[Problem] = []
     if opts.layout not in ("auto", "wide", "long"):
         return [], [Problem(file, f"unknown layout {opts.layout!r}", "use auto, wide or long", kind="bad_option")]
+    if opts.freq is not None:
+        try:  # once here, naming the file, instead of once per item
+            opts = dataclasses.replace(opts, freq=normalise_freq(opts.freq))
+        except ForecastingError as exc:
+            return [], [Problem(file, f"{exc} (--freq)", kind="bad_option")]
+    if not names:  # a parquet file can have no column at all
+        return [], [Problem(file, "the file has no columns", "write the timestamp and value columns into it", kind="empty")]
     time_col, found = _pick(names, opts.time_col, TIME_CANDIDATES, "time", file, "--time-col")
     problems += found
     if time_col is None and not found:
@@ -214,12 +281,19 @@ def _read_table(lf: pl.LazyFrame, names: list[str], where: Where, opts: ReadOpti
         if opts.layout == "long" and item_col is None and not found:
             problems.append(Problem(file, "layout 'long' needs an item column, none found",
                                     f"pass item_col (--item-col); columns are {', '.join(map(repr, names))}", kind="missing_column"))
+    if item_col is not None and item_col == time_col:
+        problems.append(Problem(file, f"column {item_col!r} is both the time and the item column",
+                                "name the other one (--time-col / --item-col)", kind="bad_option"))
     explicit_targets = opts.target_cols is not None
     if explicit_targets:
         targets = list(opts.target_cols)
         for c in targets:
             if c not in names:
                 problems.append(_unknown_column(file, c, names, "target", "--target-cols"))
+        twice = sorted({c for c in targets if targets.count(c) > 1})
+        if twice:
+            problems.append(Problem(file, f"target column(s) {twice} listed more than once (--target-cols)",
+                                    "list each column once", kind="bad_option"))
         if time_col in targets or (item_col and item_col in targets):
             problems.append(Problem(file, "a target column is also the time or item column", "list only value columns", kind="bad_option"))
     else:
@@ -232,7 +306,7 @@ def _read_table(lf: pl.LazyFrame, names: list[str], where: Where, opts: ReadOpti
 
     try:
         df = lf.select([time_col] + ([item_col] if item_col else []) + targets).with_row_index("__row").collect()
-    except Exception as exc:  # noqa: BLE001 - polars raises ComputeError/ShapeError/... for malformed text
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as exc:  # malformed text; other errors are ours
         return [], [_malformed(path, exc, opts, where)]
     if df.height == 0:
         return [], [Problem(file, "the file has a header but no data rows", "add data rows below the header", kind="empty")]
@@ -249,10 +323,28 @@ def _read_table(lf: pl.LazyFrame, names: list[str], where: Where, opts: ReadOpti
     if bad_time.any():
         i = int(np.argmax(bad_time))
         value = raw_time[i]
-        msg = "missing timestamp" if value is None or str(value).strip() == "" else \
-            f"unparseable timestamp {show_value(value)} (the column's format is {fmt!r})"
+        if value is None or str(value).strip() == "":
+            msg = "missing timestamp"
+        elif fmt == "native" or out_of_range(value, fmt):  # a native date or datetime turns NaT only when out of range
+            msg = f"timestamp {show_value(value)} is outside the supported range {_RANGE}"
+        else:
+            msg = f"unparseable timestamp {show_value(value)} (the column's format is {fmt!r})"
         problems.append(Problem(file, msg + (f"; {int(bad_time.sum())} bad in all" if bad_time.sum() > 1 else ""),
                                 "fix or remove the row", column=time_col, kind="bad_timestamp", **where.at(i)))
+
+    no_item = np.zeros(df.height, dtype=bool)
+    if item_col:
+        if df[item_col].dtype.is_nested():  # parquet lists/structs: no id to group rows by
+            problems.append(Problem(file, f"the item column holds {df[item_col].dtype} values, not ids",
+                                    "use a column of text or integer ids (--item-col)", column=item_col, kind="bad_item"))
+            return [], problems
+        item_text = text_of(df[item_col]).str.strip_chars()
+        no_item = (item_text.is_null() | (item_text == "")).to_numpy()
+        if no_item.any():  # grouping them under an item "None" would invent a series
+            i = int(np.argmax(no_item))
+            problems.append(Problem(file, "missing item id" + (f"; {int(no_item.sum())} rows without one" if no_item.sum() > 1 else ""),
+                                    "fill in the item of every row, or remove the row", column=item_col, kind="missing_item",
+                                    **where.at(i)))
 
     values = np.empty((df.height, len(targets)), dtype=np.float64)
     reported = np.zeros((df.height, len(targets)), dtype=bool)
@@ -277,10 +369,12 @@ def _read_table(lf: pl.LazyFrame, names: list[str], where: Where, opts: ReadOpti
     if dropped:
         log.info("%s: leaving out non-numeric column(s) %s", file, dropped)
     if not kept_targets:
-        problems.append(Problem(file, "no numeric value columns", "check the delimiter and --target-cols", kind="missing_column"))
+        problems.append(Problem(file, "no numeric value columns" + (f" (left out: {', '.join(map(repr, dropped))})" if dropped else ""),
+                                "check the delimiter and --target-cols" if where.has_lines else "check --target-cols",
+                                kind="missing_column"))
         return [], problems
 
-    ok = ~bad_time
+    ok = ~(bad_time | no_item)
     rows = np.arange(df.height)[ok]
     ts, values, reported = ts[ok], values[ok], reported[ok]
     meta = {"source": str(path), "time_col": time_col, "time_format": fmt, "dropped_columns": dropped,
@@ -290,7 +384,7 @@ def _read_table(lf: pl.LazyFrame, names: list[str], where: Where, opts: ReadOpti
     name = opts.name or path.stem
     groups: list[tuple[str | None, np.ndarray]]
     if item_col:
-        items = df[item_col].cast(pl.String).to_numpy()[ok]
+        items = item_text.to_numpy()[ok]
         uniq, first = np.unique(items.astype(str), return_index=True)
         order = uniq[np.argsort(first)]  # items in order of first appearance
         groups = [(str(u), np.nonzero(items.astype(str) == u)[0]) for u in order]
@@ -326,10 +420,14 @@ def _to_float(column: pl.Series) -> tuple[np.ndarray, np.ndarray]:
 
     Missing = null or an NA token; bad = text that is not a number, or +-inf.
     """
-    if column.dtype.is_numeric() or column.dtype == pl.Boolean:
+    dtype = column.dtype
+    if dtype.is_numeric() or dtype == pl.Boolean:
         numbers = column.cast(pl.Float64).fill_null(float("nan")).to_numpy().astype(np.float64)
         return numbers, np.isinf(numbers)
-    text = column.cast(pl.String).str.strip_chars()
+    if dtype.is_nested() or dtype.is_temporal() or dtype == pl.Object:
+        # parquet lists, structs, dates, durations: no cell is one number
+        return np.full(len(column), np.nan), column.is_not_null().to_numpy()
+    text = text_of(column).str.strip_chars()
     parsed = text.cast(pl.Float64, strict=False)
     missing = text.is_null() | text.str.to_lowercase().is_in(list(NA_TOKENS))
     numbers = parsed.fill_null(float("nan")).to_numpy().astype(np.float64)
@@ -342,19 +440,44 @@ def _malformed(path: Path, exc: Exception, opts: ReadOptions, where: Where) -> P
     """Turn a polars parse failure into a located problem (a slow scan only on this error path)."""
     file = str(path)
     if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
-        return Problem(file, "not valid UTF-8", "re-save the file as UTF-8, or pass the real encoding (--encoding)", kind="encoding")
+        at = _invalid_utf8_at(path)
+        place = f" (byte {at[0]}, line {at[1]})" if at else ""
+        return Problem(file, f"not valid UTF-8{place}",
+                       "re-save the file as UTF-8, or pass the real encoding (e.g. encoding='latin-1' / --encoding)", kind="encoding")
     if where.has_lines:
         try:
-            with open(path, newline="", encoding=opts.encoding, errors="replace") as fh:
-                reader = csv.reader(fh, delimiter=opts.delimiter or ",")
-                width = len(next(reader))
-                for number, fields in enumerate(reader, start=2):
-                    if len(fields) > width:
-                        return Problem(file, f"the line has {len(fields)} fields but the header has {width}",
-                                       "check the delimiter and quoting of that line", line=number, kind="delimiter")
+            # decoded as a whole, as _transcode did: an incremental utf-16 decoder rejects a file without BOM
+            text = path.read_bytes().decode(opts.encoding, errors="replace").lstrip("\ufeff")
+            reader = csv.reader(io.StringIO(text, newline=""), delimiter=opts.delimiter or ",")
+            width = len(next(reader))
+            for number, fields in enumerate(reader, start=2):
+                if len(fields) > width:
+                    return Problem(file, f"the line has {len(fields)} fields but the header has {width}",
+                                   "check the delimiter and quoting of that line", line=number, kind="delimiter")
         except (OSError, csv.Error, StopIteration):
             pass
     return Problem(file, f"cannot parse the file: {_short(exc)}", "check the delimiter, quoting and encoding", kind="format")
+
+
+def _invalid_utf8_at(path: Path) -> tuple[int, int] | None:
+    """Byte offset and line of the first byte that is not UTF-8, reading in blocks (any file size)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = lines = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                # exc.start indexes decoder's pending bytes + block; pending bytes are < 4 and precede the block
+                start = max(exc.start - (len(exc.object) - len(block)), 0)
+                return offset + start, lines + block[:start].count(b"\n") + 1
+            offset += len(block)
+            lines += block.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:  # a multi-byte character cut off by the end of the file
+        return offset - len(exc.object) + exc.start, lines + 1
+    return None
 
 
 def _short(exc: Exception) -> str:

@@ -10,6 +10,7 @@ Frequencies are pandas offset aliases (``h``, ``30min``, ``D``, ``W-TUE``, ``MS`
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +42,9 @@ TIME_FORMATS: tuple[str, ...] = (
 
 CALENDAR_FREQS = ("MS", "ME", "QS", "QE", "YS", "YE")
 _SAMPLE = 200  # values used to pick the format (the whole column is then parsed with it)
+# What datetime64[ns] (numpy, pandas) holds: about 1677-09-21 .. 2262-04-11, in microseconds.
+NS_MIN = np.datetime64(pd.Timestamp.min.ceil("us").to_datetime64(), "us")
+NS_MAX = np.datetime64(pd.Timestamp.max.floor("us").to_datetime64(), "us")
 
 
 def parse_timestamps(column: pl.Series, fmt: str | None = None) -> tuple[np.ndarray, str | None]:
@@ -56,17 +60,18 @@ def parse_timestamps(column: pl.Series, fmt: str | None = None) -> tuple[np.ndar
     """
     dtype = column.dtype
     if dtype == pl.Date or isinstance(dtype, pl.Datetime):
-        col = column.cast(pl.Datetime("ns"))
-        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
-            col = column.dt.convert_time_zone("UTC").dt.replace_time_zone(None).cast(pl.Datetime("ns"))
-        return col.to_numpy().astype("datetime64[ns]"), "native"
-    text = column.cast(pl.String).str.strip_chars()
+        col = _utc(column) if isinstance(dtype, pl.Datetime) else column
+        # via microseconds, as for text: a date such as 9999-12-31 does not fit nanoseconds
+        return _ns_or_nat(col.cast(pl.Datetime("us")).to_numpy().astype("datetime64[us]")), "native"
+    if dtype.is_nested():  # a parquet list/struct column: nothing to parse
+        return np.full(len(column), np.datetime64("NaT"), dtype="datetime64[ns]"), None
+    text = text_of(column).str.strip_chars()
     formats = (fmt,) if fmt else TIME_FORMATS
     sample = text.drop_nulls().head(_SAMPLE)
     chosen = None
     for candidate in formats:
         try:
-            parsed = sample.str.to_datetime(format=candidate, strict=False, time_unit="ns")
+            parsed = sample.str.to_datetime(format=candidate, strict=False, time_unit="us")
         except Exception:  # noqa: BLE001 - polars raises several types for a bad format
             continue
         if parsed.null_count() == 0:
@@ -78,15 +83,52 @@ def parse_timestamps(column: pl.Series, fmt: str | None = None) -> tuple[np.ndar
         chosen = best if _parsed_count(sample, best) > 0 else None
     if chosen is None:
         return np.full(len(column), np.datetime64("NaT"), dtype="datetime64[ns]"), None
-    parsed = text.str.to_datetime(format=chosen, strict=False, time_unit="ns")
+    # Parsed in microseconds (range +-290,000 years): a direct nanosecond parse silently wraps a date
+    # outside NS_MIN .. NS_MAX (e.g. 9999-12-31, a common "open end" marker) into a wrong one.
+    parsed = _utc(text.str.to_datetime(format=chosen, strict=False, time_unit="us"))
+    out = _ns_or_nat(parsed.to_numpy().astype("datetime64[us]"))
+    if "%.f" in chosen or "%f" in chosen:  # keep sub-microsecond digits where the format has them
+        inside = ~np.isnat(out)
+        out[inside] = _utc(text.str.to_datetime(format=chosen, strict=False, time_unit="ns")).to_numpy()[inside]
+    return out, chosen
+
+
+def text_of(column: pl.Series) -> pl.Series:
+    """A scalar column as text. Binary cells are decoded one by one, an undecodable byte becoming U+FFFD
+    (polars refuses the whole column, even with ``strict=False``): the cell is then reported, not the file."""
+    if column.dtype == pl.Binary:
+        return pl.Series(column.name, [None if b is None else b.decode("utf-8", "replace") for b in column.to_list()],
+                         dtype=pl.String)
+    return column.cast(pl.String)
+
+
+def _ns_or_nat(micro: np.ndarray) -> np.ndarray:
+    """``datetime64[us]`` -> ``datetime64[ns]``, NaT where the value does not fit nanoseconds."""
+    inside = (micro >= NS_MIN) & (micro <= NS_MAX)  # NaT compares False: stays NaT
+    out = np.full(len(micro), np.datetime64("NaT"), dtype="datetime64[ns]")
+    out[inside] = micro[inside].astype("datetime64[ns]")
+    return out
+
+
+def out_of_range(value: str, fmt: str) -> bool:
+    """Whether ``value`` parses with ``fmt`` but lies outside the nanosecond range pandas and numpy use."""
+    try:
+        parsed = _utc(pl.Series([str(value).strip()]).str.to_datetime(format=fmt, strict=False, time_unit="us"))
+    except Exception:  # noqa: BLE001 - polars raises several types for a bad format
+        return False
+    micro = parsed.to_numpy().astype("datetime64[us]")[0]
+    return not np.isnat(micro) and not NS_MIN <= micro <= NS_MAX
+
+
+def _utc(parsed: pl.Series) -> pl.Series:
     if isinstance(parsed.dtype, pl.Datetime) and parsed.dtype.time_zone is not None:
-        parsed = parsed.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-    return parsed.to_numpy().astype("datetime64[ns]"), chosen
+        return parsed.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    return parsed
 
 
 def _parsed_count(sample: pl.Series, fmt: str) -> int:
     try:
-        return len(sample) - sample.str.to_datetime(format=fmt, strict=False, time_unit="ns").null_count()
+        return len(sample) - sample.str.to_datetime(format=fmt, strict=False, time_unit="us").null_count()
     except Exception:  # noqa: BLE001
         return 0
 
@@ -94,11 +136,17 @@ def _parsed_count(sample: pl.Series, fmt: str) -> int:
 def normalise_freq(freq: str) -> str:
     """Check a pandas offset alias and return its canonical spelling (``H`` -> ``h``)."""
     try:
-        return pd.tseries.frequencies.to_offset(freq).freqstr
+        with warnings.catch_warnings():
+            # pandas warns about deprecated spellings (H, T, M) it still accepts: the canonical one is returned
+            warnings.simplefilter("ignore", FutureWarning)
+            offset = pd.tseries.frequencies.to_offset(freq)
     except (ValueError, TypeError) as exc:
         raise ForecastingError(
             f"unknown frequency {freq!r}; use a pandas offset alias such as 'h', '30min', 'D', 'W-TUE', 'MS'"
         ) from exc
+    if offset.n <= 0:  # a zero step divides by zero in date_range, a negative one yields an empty grid
+        raise ForecastingError(f"frequency {freq!r} must be a positive step, e.g. 'h', '30min', 'D'")
+    return offset.freqstr
 
 
 def infer_freq(timestamps: np.ndarray) -> str | None:
@@ -125,8 +173,8 @@ def infer_freq(timestamps: np.ndarray) -> str | None:
         return pd.tseries.frequencies.to_offset(pd.Timedelta(step, "ns")).freqstr
     # Calendar frequencies: the first alias whose grid holds every timestamp and is mostly filled.
     for alias in CALENDAR_FREQS:
-        grid = pd.date_range(pd.Timestamp(ts[0]), pd.Timestamp(ts[-1]), freq=alias)
-        if len(grid) and grid[0] == ts[0] and len(ts) >= 0.5 * len(grid) and np.isin(ts, grid.values).all():
+        grid = expected_grid(ts[0], ts[-1], alias)
+        if len(grid) and grid[0] == ts[0] and len(ts) >= 0.5 * len(grid) and np.isin(ts, grid).all():
             return pd.tseries.frequencies.to_offset(alias).freqstr
     return None
 
@@ -142,7 +190,7 @@ class Irregularity:
 
     row: int
     kind: str
-    previous: pd.Timestamp
+    previous: pd.Timestamp | None  # None when the first timestamp is already off the grid (row 0)
     found: pd.Timestamp
     expected: pd.Timestamp
     missing: int
@@ -150,7 +198,12 @@ class Irregularity:
 
 def expected_grid(start: np.datetime64, end: np.datetime64, freq: str) -> np.ndarray:
     """All grid points of ``freq`` from ``start`` to ``end`` inclusive, ``datetime64[ns]``."""
-    return pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq=freq).values.astype("datetime64[ns]")
+    try:
+        grid = pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq=freq)
+    except pd.errors.OutOfBoundsDatetime:
+        # the first anchor at or after start lies past 2262-04-11: no grid point in [start, end]
+        return np.array([], dtype="datetime64[ns]")
+    return grid.values.astype("datetime64[ns]")
 
 
 def check_regular(timestamps: np.ndarray, freq: str) -> Irregularity | None:
@@ -161,6 +214,14 @@ def check_regular(timestamps: np.ndarray, freq: str) -> Irregularity | None:
     grid = expected_grid(ts[0], ts[-1], freq)
     if len(grid) == len(ts) and np.array_equal(grid, ts):
         return None
+    if not len(grid) or grid[0] != ts[0]:
+        # An anchored frequency (MS, W-TUE, ...) whose grid does not hold the first timestamp (the 15th,
+        # a Monday): the range then starts at the next anchor, or is empty within one period.
+        try:
+            anchor = pd.tseries.frequencies.to_offset(freq).rollforward(pd.Timestamp(ts[0]))
+        except (OverflowError, ValueError):  # the next anchor lies past 2262-04-11
+            anchor = pd.NaT
+        return Irregularity(0, "off_grid", None, pd.Timestamp(ts[0]), anchor, 0)
     n = min(len(grid), len(ts))
     mismatch = np.nonzero(grid[:n] != ts[:n])[0]
     i = int(mismatch[0]) if len(mismatch) else n
