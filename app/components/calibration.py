@@ -21,6 +21,9 @@ import numpy as np
 from forecasting.data.series import SeriesFrame
 
 COVERAGE_LEVELS = (50, 80, 95)
+# Below this many forecast origins, observed coverage moves by several points per origin and a
+# 20-bin PIT histogram is mostly noise, so the view says it cannot be judged.
+MIN_RELIABLE_ORIGINS = 30
 SCOREVI = "ScoreVI-Koopa"
 DETERMINISTIC = "deterministic Koopa"
 NAIVE = "seasonal naive"
@@ -60,6 +63,15 @@ class CalibrationResult:
     last_origin: str
     season: int
     notes: list[str] = field(default_factory=list)
+
+    def too_few_origins(self) -> str | None:
+        """A warning when the backtest is too small to judge calibration, else ``None``."""
+        if self.n_windows >= MIN_RELIABLE_ORIGINS:
+            return None
+        return (f"This backtest has only {self.n_windows} forecast origin{'s' if self.n_windows != 1 else ''}; "
+                f"coverage and the PIT histogram are not reliable below ~{MIN_RELIABLE_ORIGINS} — use a longer "
+                "series, a shorter horizon (origins are H rows apart), or a training budget with more backtest "
+                "origins.")
 
     def by_name(self, name: str) -> MethodScores | None:
         return next((m for m in self.methods if m.name == name), None)

@@ -51,6 +51,9 @@ def forecast_view(result: ForecastResult, key: str) -> None:
 
 def calibration_view(result: CalibrationResult, key: str) -> None:
     """Reliability diagram, PIT histogram, coverage/width table and the CRPS comparison."""
+    small = result.too_few_origins()
+    if small:  # above the charts: a ragged PIT from a handful of origins must not be read as miscalibration
+        st.warning(small)
     st.caption(f"Backtest on the last part of the series (the test split, never used for training): "
                f"{result.n_windows} forecast origins from {result.first_origin} to {result.last_origin}, "
                f"{result.n_samples} samples each; seasonal-naive season = {result.season}.")
