@@ -24,6 +24,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from app.components import data_source as ds  # noqa: E402
+from app.components import serving  # noqa: E402
 from app.components import settings as cfg  # noqa: E402
 from app.components import views  # noqa: E402
 from app.components.jobs import TrainJob, list_runs  # noqa: E402
@@ -325,6 +326,10 @@ def all_items_section(fc, active: dict, n_samples: int) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="Forecasting dashboard", layout="wide")
+    # No login: say so on the page when the server is reachable from the network or reports usage.
+    for warning in serving.exposure_warnings(st.get_option("server.address"),
+                                             bool(st.get_option("browser.gatherUsageStats"))):
+        st.warning(warning)
     args = _options()
     runs_dir = Path(args.runs_dir).expanduser()
     max_mb = int(st.get_option("server.maxUploadSize"))
