@@ -22,9 +22,11 @@ if str(_REPO) not in sys.path:  # `streamlit run app/dashboard.py` puts app/ on 
 
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
+from streamlit import runtime  # noqa: E402
+from streamlit.runtime.scriptrunner import get_script_run_ctx  # noqa: E402
 
 from app.components import data_source as ds  # noqa: E402
-from app.components import serving  # noqa: E402
+from app.components import serving, uploads  # noqa: E402
 from app.components import settings as cfg  # noqa: E402
 from app.components import views  # noqa: E402
 from app.components.jobs import TrainJob, list_runs  # noqa: E402
@@ -34,6 +36,8 @@ RUNS_ENV = "FORECASTING_RUNS_DIR"
 SAMPLE = "Built-in sample (vic_elec: half-hourly electricity demand)"
 UPLOAD = "Upload a CSV or parquet file"
 NONE = "(none)"
+UPLOAD_FOLDER = "_upload_folder"  # session-state key of this session's uploads.SessionFolder
+UPLOAD_SHOWN = "_upload_shown"  # session-state key: (stored path, name as uploaded) of the current upload
 ss = st.session_state
 
 
@@ -83,10 +87,21 @@ def data_section(max_mb: int):
                                       help="wide: a time column + one column per series; long: item_id, timestamp, target")
         st.sidebar.caption(f"Size limit: {max_mb} MB per file (`forecasting dashboard --max-upload-mb N` changes it).")
         if up is None:
-            st.info("Upload a CSV or parquet file in the sidebar, or pick the built-in sample.")
+            ss.pop(UPLOAD_SHOWN, None)
+            # Streamlit refuses an over-limit file in the browser and only marks it there (tooltip); the
+            # server never sees it, so the limit is stated here, where it is read.
+            st.info(f"Upload a CSV or parquet file in the sidebar (up to {max_mb} MB), or pick the built-in sample. "
+                    f"A larger file is refused by the uploader (a red mark next to its name): start with "
+                    f"`forecasting dashboard --max-upload-mb N` to raise the limit.")
             return None, None
-        source = str(ds.save_upload(up.name, up.getvalue()))
+        too_large = uploads.too_large_message(up.name, up.size, max_mb)
+        if too_large:  # a file that reached the server anyway (another client, a changed limit)
+            st.error(too_large)
+            return None, None
+        source = str(uploads.save(_session_uploads(), up.name, up.getvalue()))
+        ss[UPLOAD_SHOWN] = (source, up.name)
     else:
+        ss.pop(UPLOAD_SHOWN, None)
         source = ds.sample_source()
     max_bytes = max_mb * 1024 * 1024
     auto = _read(source, ds.Mapping(), max_bytes)
@@ -120,9 +135,9 @@ def data_section(max_mb: int):
     lookback = c1.number_input("Lookback L", min_value=4, max_value=2000, value=96, step=8, key="lookback")
     horizon = c2.number_input("Horizon H", min_value=1, max_value=1000, value=48, step=8, key="horizon")
     data_settings = cfg.DataSettings(lookback=int(lookback), horizon=int(horizon), freq=mapping.freq)
-    name = Path(source).name if choice == UPLOAD else source
+    name = ss[UPLOAD_SHOWN][1] if choice == UPLOAD else source
     for p in loaded.problems:
-        (st.warning if p.kind == "checksum" else st.error)(str(p))
+        (st.warning if p.kind == "checksum" else st.error)(_shown(str(p)))
     if not loaded.ok:
         if not loaded.problems:
             st.error(f"{name}: no series could be read")
@@ -145,7 +160,7 @@ def data_section(max_mb: int):
                f"{frame.n_channels} series ({', '.join(frame.columns[:8])}{' ...' if frame.n_channels > 8 else ''}) · "
                f"frequency {frame.freq} · {start} → {end}")
     for p in problems:
-        st.error(str(p))
+        st.error(_shown(str(p)))
     if problems:
         return None, data_settings
     return frame, data_settings
@@ -318,10 +333,42 @@ def all_items_section(fc, active: dict, n_samples: int) -> None:
                + (f"; {len(res.skipped)} skipped" if res.skipped else ""))
     if res.skipped:
         with st.expander(f"Skipped items ({len(res.skipped)})"):
-            st.dataframe(pd.DataFrame(res.skipped, columns=["item", "reason"]), hide_index=True)
+            st.dataframe(pd.DataFrame([(item, _shown(why)) for item, why in res.skipped], columns=["item", "reason"]),
+                         hide_index=True)
     if res.items:
         st.download_button(f"Download forecasts of all {res.items} items (CSV)", res.csv,
                            file_name="forecast_all_items.csv", mime="text/csv", key="download_all_items")
+
+
+# ----------------------------------------------------------------------------------- uploads
+def _session_uploads() -> Path:
+    """This browser session's private upload folder (0700), removed when the session's state goes."""
+    ctx = get_script_run_ctx()
+    folder = uploads.session_folder(uploads.upload_root(), ctx.session_id if ctx is not None else "local")
+    guard = ss.get(UPLOAD_FOLDER)
+    if guard is None or guard.folder != folder:
+        ss[UPLOAD_FOLDER] = uploads.SessionFolder(folder)  # its finalizer removes the folder with the session
+    return folder
+
+
+def _session_active(session_id: str) -> bool:
+    return runtime.get_instance().is_active_session(session_id)
+
+
+def _sweep_uploads() -> None:
+    """Remove upload folders of ended sessions and of dead (or long-gone) servers.
+
+    Runs on every page load — the first one is the server start's. Streamlit has no public
+    end-of-session hook, so this catches sessions whose state outlived them; without a runtime
+    (AppTest) no session of this process counts as ended.
+    """
+    uploads.sweep_all(_session_active if runtime.exists() else None)
+
+
+def _shown(text: str) -> str:
+    """``text`` naming the current upload as the user named it, never by its path on the server."""
+    stored, name = ss.get(UPLOAD_SHOWN, (None, ""))
+    return uploads.redact(text, stored, name or "the upload", uploads.upload_root()) if stored else text
 
 
 def main() -> None:
@@ -330,6 +377,8 @@ def main() -> None:
     for warning in serving.exposure_warnings(st.get_option("server.address"),
                                              bool(st.get_option("browser.gatherUsageStats"))):
         st.warning(warning)
+    with _guard():
+        _sweep_uploads()
     args = _options()
     runs_dir = Path(args.runs_dir).expanduser()
     max_mb = int(st.get_option("server.maxUploadSize"))
@@ -362,11 +411,11 @@ def _guard():
     try:
         yield
     except ForecastingError as exc:
-        st.error(str(exc))
+        st.error(_shown(str(exc)))
     except Exception as exc:  # noqa: BLE001
-        st.error(f"internal error: {type(exc).__name__}: {exc}")
+        st.error(_shown(f"internal error: {type(exc).__name__}: {exc}"))
         with st.expander("Traceback"):
-            st.code(traceback.format_exc())
+            st.code(_shown(traceback.format_exc()))
 
 
 main()
