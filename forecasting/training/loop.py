@@ -284,6 +284,8 @@ def _run_epochs(task: TrainingTask, train_ds: Any, val_ds: Any, val_eval: tuple[
     while loop.stop_reason is None and epoch < cfg.epochs:
         epoch += 1
         task.on_epoch_start(epoch)
+        if hasattr(train_ds, "set_epoch"):  # e.g. balanced panel windows: which windows an epoch's slots stand for
+            train_ds.set_epoch(epoch)
         order = torch.randperm(n, generator=generator)
         if world > 1:
             order = parallel.shard_order(order, rank, world)
