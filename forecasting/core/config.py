@@ -5,7 +5,9 @@ config in the project gets the same behaviour:
 
 * unknown keys are an error with a "did you mean" suggestion,
 * values are checked against the field's annotated type (int/float/str/bool/tuple/Enum),
-* ``--set a.b=3`` overrides are parsed as YAML scalars and applied before validation.
+* ``--set a.b=3`` overrides are parsed as YAML scalars and applied before validation; where the
+  key's type is a string the text is taken as typed (``--set data.time_format=%d/%m/%Y %H:%M``),
+* a dataclass may rename a key and keep the old name working: ``config_aliases = {"old": "new"}``.
 """
 from __future__ import annotations
 
@@ -30,11 +32,60 @@ def _suggest(key: str, choices: typing.Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+_NULL_TEXT = ("null", "Null", "NULL", "~")
+
+
+@dataclasses.dataclass(frozen=True)
+class OverrideText:
+    """One ``--set`` value as typed, resolved only when the key's type is known.
+
+    YAML is the right reading for numbers, lists and booleans, but not for free text: a strftime
+    format such as ``%d/%m/%Y %H:%M`` is not valid YAML at all (a leading ``%`` starts a YAML
+    directive), ``12:30`` is the integer 750 in YAML 1.1 and ``|`` an empty block. So where the
+    key's type is ``str`` the text is taken verbatim (a quoted value and ``null`` still mean what
+    YAML says); everywhere else the YAML value is used, and invalid YAML is an error there.
+    """
+
+    text: str
+    value: Any = None
+    error: str | None = None
+
+    def resolve(self, annotation: Any, where: str) -> Any:
+        text = self.text.strip()
+        quoted = text[:1] in ("'", '"') and self.error is None
+        if _accepts_str(annotation) and not quoted and text not in _NULL_TEXT:
+            return text
+        if self.error is not None:
+            raise ForecastingError(f"override {where}={self.text}: value is not valid YAML ({self.error}); "
+                                   "quote it, e.g. --set 'key=\"text\"'")
+        return self.value
+
+
+def _accepts_str(annotation: Any) -> bool:
+    """``str`` or an optional/union that includes ``str`` (not Literal/Enum: those name their choices)."""
+    if annotation is str:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return str in typing.get_args(annotation)
+    return False
+
+
+def _plain(value: Any, where: str) -> Any:
+    """Unwrap override values nested in a free-form value (``Any``/``dict`` fields) by their YAML reading."""
+    if isinstance(value, OverrideText):
+        return value.resolve(Any, where)
+    if isinstance(value, dict):
+        return {k: _plain(v, f"{where}.{k}") for k, v in value.items()}
+    return value
+
+
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Check/convert one value against a field annotation; dataclasses recurse."""
+    if isinstance(value, OverrideText):
+        value = value.resolve(annotation, where)
     origin = typing.get_origin(annotation)
     if annotation is Any:
-        return value
+        return _plain(value, where)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(annotation)
         if value is None and type(None) in args:
@@ -68,7 +119,7 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ForecastingError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
+        return dict(_plain(value, where))
     if dataclasses.is_dataclass(annotation):
         if isinstance(value, annotation):
             return value
@@ -109,12 +160,17 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
     data = dict(data or {})
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    prefix = f"{where}." if where else ""
+    for old, new in getattr(cls, "config_aliases", {}).items():
+        if old in data:
+            if new in data:
+                raise ForecastingError(f"config keys {prefix}{old} and {prefix}{new} are the same setting; give only {prefix}{new}")
+            data[new] = data.pop(old)
     unknown = [k for k in data if k not in fields]
     if unknown:
         key = unknown[0]
-        prefix = f"{where}." if where else ""
         raise ForecastingError(
-            f"unknown config key {prefix}{key!r}{_suggest(key, fields)}; valid keys here: {sorted(fields)}"
+            f"unknown config key {prefix}{key!r}{_suggest_key(key, fields, hints, prefix)}; valid keys here: {sorted(fields)}"
         )
     kwargs = {}
     for name, value in data.items():
@@ -125,6 +181,18 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
     except (TypeError, ValueError) as exc:
         raise ForecastingError(f"{where or cls.__name__}: {exc}") from exc
     return obj
+
+
+def _suggest_key(key: str, fields: dict[str, Any], hints: dict[str, Any], prefix: str) -> str:
+    """Did-you-mean for an unknown key: a section one level down that has exactly this key (``missing`` ->
+    ``data.missing``: a top-level spelling of a section's key is the likely slip), else the closest key here."""
+    for name in fields:
+        section = hints.get(name)
+        if dataclasses.is_dataclass(section):
+            inner = {f.name for f in dataclasses.fields(section) if f.init} | set(getattr(section, "config_aliases", {}))
+            if key in inner:
+                return f" (did you mean {prefix + name + '.' + key!r}?)"
+    return _suggest(key, fields)
 
 
 def to_dict(obj: Any) -> Any:
@@ -141,7 +209,11 @@ def to_dict(obj: Any) -> Any:
 
 
 def parse_overrides(items: typing.Sequence[str]) -> list[tuple[list[str], Any]]:
-    """``["a.b=3", "c=[1,2]"]`` -> ``[(["a","b"], 3), (["c"], [1, 2])]`` (values parsed as YAML)."""
+    """``["a.b=3", "c=[1,2]"]`` -> ``[(["a","b"], OverrideText("3", 3)), (["c"], [1, 2])]``.
+
+    Lists and mappings are parsed as YAML; a scalar (or text that is not valid YAML) stays an
+    :class:`OverrideText`, resolved by :func:`from_dict` against the key's type.
+    """
     out = []
     for item in items:
         if "=" not in item:
@@ -150,10 +222,13 @@ def parse_overrides(items: typing.Sequence[str]) -> list[tuple[list[str], Any]]:
         key = key.strip()
         if not key:
             raise ForecastingError(f"override {item!r} has an empty key")
+        value: Any
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            parsed = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
-            raise ForecastingError(f"override {item!r}: value is not valid YAML ({exc})") from exc
+            value = OverrideText(raw, error=" ".join(str(exc).split("\n")[0].split()))
+        else:
+            value = parsed if isinstance(parsed, (list, dict)) else OverrideText(raw, parsed)
         out.append((key.split("."), value))
     return out
 
@@ -167,6 +242,8 @@ def apply_overrides(data: dict[str, Any], items: typing.Sequence[str]) -> dict[s
         node = data
         for part in path[:-1]:
             child = node.get(part)
+            if isinstance(child, OverrideText) and child.value is None and child.error is None:
+                child = None  # `--set data=null` then `--set data.x=1`: as with a YAML null
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
