@@ -19,7 +19,7 @@ import importlib
 _SOURCES = {
     "checks": ("MISSING_POLICIES", "fill_missing"),
     "gluonts_io": ("combine_items", "from_gluonts", "read_file_dataset", "repository_dataset", "to_gluonts", "to_long"),
-    "load": ("load_series",),
+    "load": ("load_series", "reading_options"),
     "problems": ("Problem",),
     "reader": ("DEFAULT_MAX_BYTES", "ReadOptions", "read_series", "scan_file"),
     "registry": ("DEFAULT_DATASET", "REGISTRY", "DatasetSpec", "candidate_dirs", "dataset_names", "download",
@@ -54,7 +54,7 @@ __all__ = [
     "SplitRule", "StandardScaler", "WindowDataset",
     "candidate_dirs", "check_length", "combine_items", "dataset_names", "download", "embedded_path", "fill_missing",
     "from_gluonts", "get_spec", "infer_freq", "inspect_source", "length_problems", "load_series", "md5sum",
-    "normalise_freq", "parse_timestamps", "prepare", "read_file_dataset", "read_series", "repository_dataset",
+    "normalise_freq", "parse_timestamps", "prepare", "read_file_dataset", "read_series", "reading_options", "repository_dataset",
     "resolve_path", "scan_file", "season_length", "split_borders", "split_rule_for", "to_gluonts", "to_long", "validate", "verify",
     "window_counts",
 ]

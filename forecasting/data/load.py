@@ -17,6 +17,23 @@ from forecasting.core.errors import ForecastingError
 
 log = logging.getLogger(__name__)
 
+# What a shell hands over for a tab delimiter ('\t' typed literally, or the word).
+_TAB_WORDS = ("\\t", "tab", "TAB")
+
+
+def reading_options(*, columns: tuple[str, ...] | list[str] | None = None, max_mb: float | None = None,
+                    delimiter: str | None = None, **options) -> dict:
+    """:func:`load_series` keyword arguments from the reading options as the config's ``data`` section and
+    the CLI name them (``columns`` -> ``target_cols``, ``max_mb`` -> ``max_bytes``, ``tab`` -> a tab).
+
+    One conversion for ``forecasting data validate`` and for everything that reads with a config
+    (train, evaluate, backtest, tune, the dashboard's runs), so the same keys read the same way.
+    ``None`` values mean the reader's default; ``max_mb=0`` too (as ``--max-mb 0`` always did).
+    """
+    return {**options, "target_cols": tuple(columns) if columns else None,
+            "delimiter": "\t" if delimiter in _TAB_WORDS else delimiter,
+            "max_bytes": int(max_mb * 1e6) if max_mb else None}
+
 
 def load_series(name_or_path: str | Path, data_dir: str | Path | None = None, *, base_url: str | None = None,
                 item: str | None = None, **read_kw) -> SeriesFrame:

@@ -2,7 +2,8 @@
 
 Example YAML (every key optional; unknown keys are errors with a did-you-mean)::
 
-    data: {lookback: 96, horizon: 48, split: {kind: ratio}, columns: [OT], missing: error}
+    data: {lookback: 96, horizon: 48, split: {kind: ratio}, columns: [OT], missing: error,
+           time_format: "%d/%m/%Y %H:%M", encoding: latin-1}     # + time_col, item_col, delimiter, freq, max_mb
     model: {dynamic_dim: 64, hidden_dim: 64, num_blocks: 2, seg_len: 24}
     likelihood: {kind: gaussian, scale_by: step}   # or student_t with df: 4; scale_by: channel
     inference:
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Any, ClassVar, Literal, Sequence
 
 from forecasting.bayes.config import ADVIConfig, ScoreVIConfig, Vectorize
 from forecasting.data.splits import SplitRule
@@ -39,17 +40,31 @@ DEFAULT_QUANTILES: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1
 
 @dataclass(frozen=True)
 class DataSection:
-    """How the series is windowed and split.
+    """How the series is read, windowed and split.
+
+    The reading options (``columns`` ... ``max_mb``) are those of ``forecasting data validate``
+    (:func:`forecasting.data.load_series`); they are saved with the run, so that a model trained
+    on, say, ``31/12/2016 23:00`` timestamps evaluates and predicts with the same reading by
+    default. ``None`` means what the reader detects (or a registered dataset's own setting).
 
     Attributes:
         lookback: input length ``L``.
         horizon: forecast length ``H``.
         split: train/validation/test rule (the validation split drives early stopping and the
             conformal calibration).
-        columns: channels to model (``None`` = all columns of the series, in file order).
-        freq: pandas frequency alias overriding the series' own (``None`` = the series').
-        missing: missing-value policy applied before fitting: ``error``, ``interpolate`` or ``ffill``.
+        columns: channels to model (``None`` = all value columns, in file order). Selected when
+            the file is read, so a column left out is never checked. Alias: ``target_cols``.
+        freq: pandas frequency alias (``None`` = inferred from the timestamps).
+        missing: missing-value policy when reading and before fitting: ``error``, ``interpolate`` or ``ffill``.
+        time_col: timestamp column (``None`` = auto-detected).
+        time_format: strftime format of the timestamps, e.g. ``%d/%m/%Y %H:%M`` (``None`` = auto-detected).
+        item_col: item column of a long-format file (``None`` = ``item_id``/``unique_id``/... if present).
+        encoding: text encoding of a CSV file.
+        delimiter: CSV delimiter (``None`` = sniffed from the header; ``tab`` or ``\\t`` = a tab).
+        max_mb: refuse files larger than this many MB (``None`` = the reader's limit).
     """
+
+    config_aliases: ClassVar[dict[str, str]] = {"target_cols": "columns"}  # the reader's and the dashboard's name
 
     lookback: int = 96
     horizon: int = 48
@@ -57,10 +72,32 @@ class DataSection:
     columns: tuple[str, ...] | None = None
     freq: str | None = None
     missing: Literal["error", "interpolate", "ffill"] = "error"
+    time_col: str | None = None
+    time_format: str | None = None
+    item_col: str | None = None
+    encoding: str = "utf-8"
+    delimiter: str | None = None
+    max_mb: float | None = None
 
     def __post_init__(self) -> None:
         if self.lookback < 2 or self.horizon < 1:
             raise ForecastingError(f"data: lookback must be >= 2 and horizon >= 1, got {self.lookback}, {self.horizon}")
+        # An empty text field (a cleared dashboard field, `--set data.time_format=`) means "detect", as None does.
+        for name in ("freq", "time_col", "time_format", "item_col", "delimiter"):
+            if getattr(self, name) == "":
+                object.__setattr__(self, name, None)
+        if not self.encoding:
+            object.__setattr__(self, "encoding", "utf-8")
+
+    def read_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`forecasting.data.load_series` for these reading options
+        (:func:`forecasting.data.load.reading_options`: ``columns`` are read as ``target_cols``, so a
+        column left out is never checked)."""
+        from forecasting.data.load import reading_options
+
+        return reading_options(columns=self.columns, freq=self.freq, missing=self.missing, time_col=self.time_col,
+                               time_format=self.time_format, item_col=self.item_col, encoding=self.encoding,
+                               delimiter=self.delimiter, max_mb=self.max_mb)
 
 
 # The ``model`` section IS Koopa's hyper-parameter dataclass, so its keys and defaults are stated once
@@ -294,11 +331,13 @@ def read_forecaster_config(path: str | Path | None = None, overrides: Sequence[s
     path) beside the config sections; it is taken out before the rest is validated (unknown keys
     are an error with a did-you-mean). ``dataset`` (e.g. the CLI's ``--data``) wins over the file.
     """
-    from forecasting.core.config import apply_overrides, from_dict, read_yaml, to_dict
+    from forecasting.core.config import OverrideText, apply_overrides, from_dict, read_yaml, to_dict
 
     raw = read_yaml(path) if path is not None else {}
     raw = apply_overrides(raw, list(overrides))
     name = raw.pop(DATASET_KEY, None)
+    if isinstance(name, OverrideText):  # `--set dataset=...`: a name or path, taken as typed
+        name = name.resolve(str | None, DATASET_KEY)
     if name is not None and not isinstance(name, str):
         raise ForecastingError(f"{path}: 'dataset' must be a dataset name or a file path, got {name!r}")
     config = from_dict(ForecasterConfig, raw)

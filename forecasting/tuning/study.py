@@ -255,11 +255,12 @@ def run_worker(res: Resolved, n_trials: int, worker: int = 0, threads: int | Non
     if threads:
         torch.set_num_threads(threads)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    kw: dict[str, Any] = {}
-    missing = res.base.get("data", {}).get("missing", "error")
-    if missing != "error":
-        kw["missing"] = missing
-    frame = load_series(res.dataset, data_dir=res.job.data_dir, **kw)
+    from forecasting.core.config import from_dict
+    from forecasting.forecaster.config import DataSection
+
+    # read as `forecasting train` reads with the same config (time format, columns, encoding, ...)
+    data = from_dict(DataSection, res.base.get("data"), "data")
+    frame = load_series(res.dataset, data_dir=res.job.data_dir, **data.read_options())
     study = open_study(res, create=False, sampler=_sampler(res.space, worker), pruner=_pruner(res.space))
     runner = TrialRunner(res.base, res.space, frame, worker=f"{socket.gethostname()}/{worker}")
     study.optimize(runner, n_trials=n_trials, timeout=res.job.timeout, catch=(Exception,), gc_after_trial=True)

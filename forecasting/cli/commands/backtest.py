@@ -10,6 +10,7 @@ from forecasting.cli.commands.arguments import (
     add_runtime_arguments,
     add_scoring_arguments,
     add_split_argument,
+    reading_section,
 )
 from forecasting.cli.commands.common import (
     atomic_write_text,
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     fc = load_forecaster(args.model, args.device)
     if args.horizon and args.horizon > fc.horizon:
         raise ForecastingError(f"--horizon {args.horizon} is beyond the model's horizon {fc.horizon}; ask for at most {fc.horizon}")
-    frame = load_frame(data_source(args), args, fc.config.data.missing)
+    frame = load_frame(data_source(args), args, reading_section(fc.config.data, args))
     scores = backtest(fc, frame, args.split, args.step, args.max_windows or None, args.samples, args.seed, args.horizon,
                       season=season_length(fc.freq), progress=not args.quiet)
     out = Path(args.out) if args.out else Path(args.model) / "backtest"

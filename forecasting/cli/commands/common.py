@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from forecasting.core.atomic import atomic_write_text  # noqa: F401  (re-exported for commands)
 from forecasting.forecaster.runs import (  # noqa: F401  (re-exported for commands)
@@ -20,6 +21,9 @@ from forecasting.forecaster.runs import (  # noqa: F401  (re-exported for comman
     resolve_model_dir,
     write_json,
 )
+
+if TYPE_CHECKING:
+    from forecasting.forecaster.config import DataSection
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,7 @@ def command_line() -> str:
 
 # ------------------------------------------------------------------------------------ arguments
 def add_data_arguments(p: argparse.ArgumentParser, required: bool = False, help_text: str | None = None) -> None:
-    """``--data`` plus the reading options shared with ``forecasting data``."""
+    """``--data``, ``--data-dir`` and ``--item`` (the reading options: :mod:`forecasting.cli.commands.arguments`)."""
     p.add_argument("--data", required=required, metavar="PATH_OR_NAME",
                    help=help_text or "a .csv/.parquet file or a registered dataset name (ETTh1, ETTh2, exchange_rate, "
                                      "national_illness, vic_elec)")
@@ -41,14 +45,13 @@ def add_data_arguments(p: argparse.ArgumentParser, required: bool = False, help_
     p.add_argument("--item", help="for a long-format file with several items, the item to use")
 
 
-def load_frame(source: str, args: argparse.Namespace, missing: str | None = None):
-    """One :class:`SeriesFrame` from a name or path (the data layer reports any problem)."""
+def load_frame(source: str, args: argparse.Namespace, data: DataSection):
+    """One :class:`SeriesFrame` from a name or path, read with the reading options of the config's
+    ``data`` section (columns selected before any per-column check; the data layer reports any problem)."""
     from forecasting.data import load_series
 
-    kw = {"item": getattr(args, "item", None)}
-    if missing and missing != "error":
-        kw["missing"] = missing
-    return load_series(source, data_dir=getattr(args, "data_dir", None), **kw)
+    return load_series(source, data_dir=getattr(args, "data_dir", None), item=getattr(args, "item", None),
+                       **data.read_options())
 
 
 def positive_int(text: str) -> int:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from forecasting.cli.commands.arguments import add_reading_arguments, reading_values
+
 DEFAULT_SOURCE = "vic_elec"
 
 
@@ -37,37 +39,17 @@ def _add_source_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--horizon", "-H", type=int, help="horizon H for window counts / length check")
     p.add_argument("--data-dir", help="directory holding the benchmark CSV files (else $FORECASTING_DATA, ../shared/data)")
     p.add_argument("--base-url", help="download a missing benchmark file from this base URL (md5-checked)")
-    p.add_argument("--freq", help="pandas frequency alias (h, D, W-TUE, 30min); inferred if omitted")
     p.add_argument("--layout", choices=["auto", "wide", "long"], help="file layout (default auto)")
-    p.add_argument("--time-col", help="timestamp column (default: auto-detected)")
-    p.add_argument("--time-format", help="strftime format of the timestamps (default: auto-detected)")
-    p.add_argument("--item-col", help="item column of a long-format file")
-    p.add_argument("--target-cols", help="comma-separated value columns to use (default: all numeric)")
-    p.add_argument("--missing", choices=["error", "interpolate", "ffill"], help="missing-value policy (default error)")
-    p.add_argument("--delimiter", help="CSV delimiter (default: sniffed from the header)")
-    p.add_argument("--encoding", help="CSV text encoding (default utf-8)")
-    p.add_argument("--max-mb", type=float, help=_max_mb_help())
-
-
-def _max_mb_help() -> str:
-    """--max-mb's help with the reader's own limit (the old hand-written "2048" was not it: 2 GiB = 2147 MB)."""
-    try:
-        from forecasting.data.reader import DEFAULT_MAX_BYTES
-    except ModuleNotFoundError:  # a partial install without polars: the command reports that when run
-        return "refuse files larger than this many MB"
-    return f"refuse files larger than this many MB (default {DEFAULT_MAX_BYTES / 1e6:.0f})"
+    # the reading options of train/evaluate/backtest/tune/predict: one group, one set of flags
+    add_reading_arguments(p, defaults="detected")
 
 
 def _inspect(args: argparse.Namespace):
+    from forecasting.data.load import reading_options
     from forecasting.data.validation import inspect_source
 
-    read_kw = {
-        "freq": args.freq, "layout": args.layout, "time_col": args.time_col, "time_format": args.time_format,
-        "item_col": args.item_col, "missing": args.missing, "encoding": args.encoding,
-        "delimiter": {"\\t": "\t", "tab": "\t"}.get(args.delimiter, args.delimiter),  # a shell gives '\t' literally
-        "target_cols": tuple(c.strip() for c in args.target_cols.split(",")) if args.target_cols else None,
-        "max_bytes": int(args.max_mb * 1e6) if args.max_mb else None,
-    }
+    # the conversion the config's data section uses: `data validate` reads as `train` does with the same keys
+    read_kw = {"layout": args.layout, **reading_options(**reading_values(args))}
     lookback, horizon = _window_size(args)
     return inspect_source(args.source, data_dir=args.data_dir, base_url=args.base_url, lookback=lookback,
                           horizon=horizon, **read_kw), lookback, horizon

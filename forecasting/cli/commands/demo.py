@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from forecasting.cli.commands.common import command_line, load_frame, positive_int
+from forecasting.cli.commands.arguments import add_reading_arguments, reading_overrides
+from forecasting.cli.commands.common import add_data_arguments, command_line, load_frame, positive_int
 from forecasting.core.errors import ForecastingError
 from forecasting.forecaster.runs import load_run_config, write_run
 from forecasting.forecaster.runs import find_config as _find_config
@@ -47,8 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="demo config (default: configs/demo.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set training.epochs=5 (repeatable)")
-    p.add_argument("--data", help="train on this file or dataset instead of the embedded vic_elec")
-    p.add_argument("--data-dir", help="directory holding the benchmark files")
+    # --data, --data-dir and --item (a panel file's "pass --item" message applies here too)
+    add_data_arguments(p, help_text="train on this file or dataset instead of the embedded vic_elec")
+    add_reading_arguments(p, defaults="config")
     p.add_argument("--eval-windows", type=positive_int, default=300,
                    help="test windows scored for the calibration report, evenly spaced (default %(default)s)")
     p.add_argument("--samples", type=positive_int, default=100, help="predictive samples (default %(default)s)")
@@ -81,9 +83,9 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     config_path = find_config(args.config)
-    config, dataset, resolved = load_run_config(config_path, args.overrides, args.data)
+    config, dataset, resolved = load_run_config(config_path, list(args.overrides) + reading_overrides(args), args.data)
     dataset = dataset or "vic_elec"
-    frame = load_frame(dataset, args, config.data.missing)
+    frame = load_frame(dataset, args, config.data)
     out = Path(args.out)
     progress = not args.quiet
     _say(f"demo: training {config.inference.method}-Koopa on {frame.name} ({frame.length} rows x {frame.n_channels} "

@@ -11,6 +11,7 @@ from forecasting.cli.commands.arguments import (
     add_runtime_arguments,
     add_scoring_arguments,
     add_split_argument,
+    reading_section,
 )
 from forecasting.cli.commands.common import (
     command_line,
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from forecasting.forecaster.backtest import evaluate_split
 
     fc = load_forecaster(args.model, args.device)
-    frame = load_frame(data_source(args), args, fc.config.data.missing)
+    frame = load_frame(data_source(args), args, reading_section(fc.config.data, args))
     scores = evaluate_split(fc, frame, args.split, args.samples, args.seed, args.stride, args.max_windows or None,
                             season=season_length(fc.freq), progress=not args.quiet)
     result = {"command": command_line(), "model": str(args.model), "series": frame.name, "split": args.split,

@@ -4,7 +4,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from forecasting.cli.commands.arguments import add_model_arguments, add_runtime_arguments
+from forecasting.cli.commands.arguments import (
+    add_model_arguments,
+    add_reading_arguments,
+    add_runtime_arguments,
+    reading_section,
+)
 from forecasting.cli.commands.common import load_forecaster, positive_int, quantile_list
 
 DESCRIPTION = """Forecast every series in the input files with a trained model and write one long table.
@@ -52,11 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-items", type=positive_int, default=4096, help="series read from a file at once (default %(default)s)")
     p.add_argument("--skip-invalid", action="store_true",
                    help="leave out series that fail a check (too short, gaps, missing values) instead of stopping")
-    p.add_argument("--item-col", help="item column (default: item_id, unique_id, series_id or item)")
-    p.add_argument("--time-col", help="timestamp column (default: timestamp, date, time, ... or the first column)")
     p.add_argument("--value-col", help="value column for a one-channel model or with --channel-col (default: target/value)")
     p.add_argument("--channel-col", help="column naming the channel of each row (default: channel, if present)")
-    p.add_argument("--time-format", help="strftime format of the timestamps (default: detected)")
+    # --time-col, --time-format, --target-cols, --item-col, --encoding, --delimiter, --missing: as train's,
+    # defaulting to what the model was trained with (a model trained on 31/12/2016 23:00 reads them again)
+    add_reading_arguments(p, defaults="model", series=False)
     add_runtime_arguments(p, threads=True, quiet_help="no progress bar or summary")
     p.add_argument("--shard", metavar="I/N",
                    help="forecast only shard I of N (0-based) into OUTPUT.shard-I-of-N.EXT; after all N ran, "
@@ -95,8 +100,10 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         shard=shard,
     )
-    spec = InputSpec(item_col=args.item_col, time_col=args.time_col, channel_col=args.channel_col,
-                     value_col=args.value_col, time_format=args.time_format)
+    data = reading_section(fc.config.data, args)
+    spec = InputSpec(item_col=data.item_col, time_col=data.time_col, channel_col=args.channel_col,
+                     value_col=args.value_col, time_format=data.time_format, value_cols=args.target_cols,
+                     encoding=data.encoding, delimiter=data.delimiter, missing=data.missing)
     summary = predict_files(fc, args.input, shard_path(args.output, *shard) if shard else args.output, options, spec)
     if launched:
         _merge_on_rank0(args.output, shard[1])

@@ -21,7 +21,7 @@ import logging
 import time
 from pathlib import Path
 
-from forecasting.cli.commands.arguments import add_config_arguments, add_runtime_arguments
+from forecasting.cli.commands.arguments import add_config_arguments, add_runtime_arguments, reading_overrides
 from forecasting.cli.commands.common import (
     command_line,
     load_frame,
@@ -37,6 +37,7 @@ EPILOG = """examples:
   forecasting train --config configs/ETTh1.yaml
   forecasting train --config configs/demo.yaml --set training.epochs=1 --set training.max_batches_per_epoch=20
   forecasting train --config configs/ETTh2.yaml --data my_copy_of_ETTh2.csv --out runs/ --run-id etth2-a
+  forecasting train --config configs/demo.yaml --data meter.csv --time-format '%d/%m/%Y %H:%M' --target-cols kWh
   RUN=$(forecasting train --config configs/exchange_rate.yaml) && forecasting evaluate --model "$RUN"
 
 The config is YAML: an optional top-level 'dataset' (registry name or file) and the forecaster
@@ -65,11 +66,12 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
+    # reading flags after --set: a flag wins, and lands in the saved config.yaml like any data.* key
+    overrides = list(args.overrides) + reading_overrides(args) + ([f"device={args.device}"] if args.device else [])
     config, dataset, resolved = load_run_config(args.config, overrides, args.data)
     if not dataset:
         raise ForecastingError(f"{args.config} names no dataset; pass --data PATH_OR_NAME or add 'dataset: NAME' to the config")
-    frame = load_frame(dataset, args, config.data.missing)
+    frame = load_frame(dataset, args, config.data)
     from forecasting.core.distributed import init_distributed, is_main_process
 
     init_distributed(timeout=config.training.dist_timeout_s)  # no-op unless launched by torchrun

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from forecasting.cli.commands.arguments import add_config_arguments
+from forecasting.cli.commands.arguments import add_config_arguments, reading_overrides
 from forecasting.cli.commands.common import command_line, positive_int
 
 EPILOG = """examples:
@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
     objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip()) if args.objectives else None
     job = TuneJob(config=args.config, space=args.space, trials=args.trials, workers=args.workers, storage=args.storage,
-                  study=args.study, timeout=args.timeout, out=args.out, overrides=tuple(args.overrides), data=args.data,
+                  study=args.study, timeout=args.timeout, out=args.out,
+                  overrides=tuple(args.overrides) + tuple(reading_overrides(args)), data=args.data,
                   data_dir=args.data_dir, objectives=objectives, seed=args.seed, threads=args.threads,
                   command=command_line())
     result = tune(job)

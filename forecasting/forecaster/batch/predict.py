@@ -31,7 +31,9 @@ The same inputs, seed and ``batch_size`` give byte-identical output.
 """
 from __future__ import annotations
 
+import codecs
 import glob as _glob
+import io
 import logging
 import os
 import time
@@ -64,13 +66,25 @@ ENGINE = "streaming"
 
 @dataclass(frozen=True)
 class InputSpec:
-    """Column names of the input files (``None`` = detect from the candidates above)."""
+    """How to read the input files: column names (``None`` = detect from the candidates above) and the
+    reading options of the config's ``data`` section (the CLI defaults them to the model's).
+
+    Attributes:
+        value_cols: the columns holding the model's channels, in channel order (``None`` = the
+            columns named as the channels, or the one-channel fallbacks above).
+        encoding / delimiter: of a CSV file (``None`` delimiter = sniffed from the header).
+        missing: ``error``, or ``interpolate``/``ffill`` to fill missing cells in the rows read.
+    """
 
     item_col: str | None = None
     time_col: str | None = None
     channel_col: str | None = None
     value_col: str | None = None
     time_format: str | None = None
+    value_cols: tuple[str, ...] | None = None
+    encoding: str = "utf-8"
+    delimiter: str | None = None
+    missing: str = "error"
 
 
 @dataclass(frozen=True)
@@ -153,7 +167,7 @@ class _Layout:
     channel_col: str | None = None
 
 
-def _scan(path: Path) -> pl.LazyFrame:
+def _scan(path: Path, spec: InputSpec = InputSpec()) -> pl.LazyFrame:
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
@@ -162,9 +176,23 @@ def _scan(path: Path) -> pl.LazyFrame:
             head = fh.read(1 << 16)
         if not head.strip():
             raise ForecastingError(f"{path}: the file is empty; export the data again")
+        source: Path | io.BytesIO = path
+        if codecs.lookup(spec.encoding).name not in ("utf-8", "utf-8-sig"):
+            # polars reads UTF-8 only: decode in memory, as the training reader does for --encoding
+            source = io.BytesIO(path.read_bytes().decode(spec.encoding).lstrip("\ufeff").encode("utf-8"))
+            head = source.getvalue()[: 1 << 16]
         first = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[0]
-        sep = "\t" if suffix == ".tsv" else max((",", ";", "\t", "|"), key=first.count)
-        return pl.scan_csv(path, separator=sep, infer_schema=False, encoding="utf8-lossy")
+        from forecasting.data.load import reading_options
+
+        given = reading_options(delimiter=spec.delimiter)["delimiter"]  # 'tab' or '\t' typed in a shell: a tab
+        sep = given or ("\t" if suffix == ".tsv" else max((",", ";", "\t", "|"), key=first.count))
+        return pl.scan_csv(source, separator=sep, infer_schema=False, encoding="utf8-lossy")
+    except LookupError:
+        raise ForecastingError(f"{path}: unknown encoding {spec.encoding!r}; pass a Python codec name such as utf-8, "
+                               "latin-1 or cp1252 (--encoding)") from None
+    except UnicodeError as exc:
+        raise ForecastingError(f"{path}: cannot decode with encoding {spec.encoding!r} ({_short(exc)}); "
+                               "pass the file's real encoding (--encoding)") from exc
     except ForecastingError:
         raise
     except Exception as exc:  # noqa: BLE001 - polars/arrow raise many types on a bad file
@@ -196,6 +224,13 @@ def detect_layout(names: list[str], path: Path, columns: tuple[str, ...], spec: 
         if not rest:
             raise ForecastingError(f"{path}: no timestamp column; name one with --time-col")
         time_col = rest[0]
+    if spec.value_cols is not None:  # --target-cols: these columns hold the channels, in channel order
+        if len(spec.value_cols) != len(columns):
+            raise ForecastingError(f"{path}: --target-cols names {len(spec.value_cols)} column(s) {list(spec.value_cols)} "
+                                   f"but the model forecasts {len(columns)} channel(s) {list(columns)}; name one per channel")
+        for c in spec.value_cols:
+            _pick(names, c, (), "value", path)  # raises for a column the file lacks
+        return _Layout(item_col, time_col, tuple(spec.value_cols))
     channel_col = _pick(names, spec.channel_col, CHANNEL_CANDIDATES, "channel", path)
     if channel_col is not None and channel_col not in columns:
         value_col = _pick(names, spec.value_col, VALUE_CANDIDATES, "value", path)
@@ -303,12 +338,17 @@ class _WindowReader:
         win = values[idx]  # [n, L, C]
         ok = np.ones(len(keep_arr), dtype=bool)
         self._check_times(win_ts, [items[i] for i in keep_arr], ok, bad)
+        if self.spec.missing != "error" and np.isnan(win).any():
+            from forecasting.data.checks import fill_missing
+
+            for j in np.nonzero(np.isnan(win).any(axis=(1, 2)))[0]:  # as training filled them (data.missing)
+                win[j] = fill_missing(win[j], self.spec.missing)
         nan_rows = np.isnan(win).any(axis=2)
         for j in np.nonzero(nan_rows.any(axis=1) & ok)[0]:
             t = int(np.argmax(nan_rows[j]))
             ch = self.columns[int(np.argmax(np.isnan(win[j, t])))]
             bad.append((items[keep_arr[j]], f"missing value in channel {ch!r} at {pd.Timestamp(win_ts[j, t])} "
-                                            f"(within the last {L} rows the model reads); fill it first"))
+                                            f"(within the last {L} rows the model reads); fill it first, or pass --missing interpolate or ffill"))
             ok[j] = False
         sel = keep_arr[ok]
         return _Windows([items[i] for i in sel], win[ok], win_ts[ok, -1] if len(sel) else np.zeros(0, "datetime64[ns]")), bad
@@ -572,7 +612,7 @@ def predict_files(forecaster: Any, inputs: str | Path | Sequence[str | Path], ou
     # Plan: layouts and item lists first, so errors in any file surface before the long part.
     plans = []
     for path in files:
-        lf = _scan(path)
+        lf = _scan(path, spec)
         layout = detect_layout(_names(lf, path), path, columns, spec)
         plans.append((path, lf, layout, list_items(lf, layout, path)))
     total = sum(len(p[3]) for p in plans)
