@@ -105,10 +105,26 @@ def data_section(max_mb: int):
         source = ds.sample_source()
     max_bytes = max_mb * 1024 * 1024
     auto = _read(source, ds.Mapping(), max_bytes)
-    columns = ds.peek_columns(auto.path) if auto.path is not None else []
-    det = auto.detected
     with st.sidebar.expander("Column mapping and frequency", expanded=not auto.ok):
-        mapping = ds.Mapping()
+        # Reading options first: the time format, encoding and delimiter decide what the columns are
+        # (the same options as `forecasting data validate/train --time-format/--encoding/--delimiter`).
+        time_format = st.text_input(
+            "Time format (optional)", value="", key=f"time_format_{source}",
+            placeholder=f"detected; e.g. {ds.TIME_FORMAT_EXAMPLES[0][0]}",
+            help="strftime format of the time column, as --time-format in the CLI; leave empty to detect it. "
+                 "Examples: " + "; ".join(f"{f} reads {e}" for f, e in ds.TIME_FORMAT_EXAMPLES))
+        encoding, delimiter = "utf-8", ""
+        if ds.is_csv(source):
+            encoding = st.text_input("Encoding", value="utf-8", key=f"encoding_{source}",
+                                     help="text encoding of the file, as --encoding: " + ", ".join(ds.ENCODING_EXAMPLES))
+            delimiter = st.text_input("Delimiter (optional)", value="", key=f"delimiter_{source}", placeholder="detected",
+                                      help="as --delimiter: , ; | or tab; leave empty to detect it from the header")
+        mapping = ds.Mapping(time_format=time_format.strip() or None, encoding=encoding.strip() or "utf-8",
+                             delimiter=delimiter.strip() or None)
+        if mapping != ds.Mapping():
+            auto = _read(source, mapping, max_bytes)
+        columns = ds.peek_columns(auto.path, mapping.encoding, mapping.delimiter) if auto.path is not None else []
+        det = auto.detected
         if columns:
             time_col = st.selectbox("Time column", columns, index=columns.index(det.time_col) if det.time_col in columns else 0,
                                     key=f"time_col_{source}")
@@ -126,7 +142,8 @@ def data_section(max_mb: int):
             missing = st.selectbox("Missing values", ["error", "interpolate", "ffill"], key=f"missing_{source}",
                                    help="as --missing in the CLI: report them, or fill gaps and empty cells")
             mapping = ds.Mapping(time_col=time_col, item_col=item_col, target_cols=tuple(targets) or None,
-                                 freq=freq_in.strip() or None, missing=missing)
+                                 freq=freq_in.strip() or None, missing=missing, time_format=mapping.time_format,
+                                 encoding=mapping.encoding, delimiter=mapping.delimiter)
             if not targets:
                 st.warning("Pick at least one target column.")
     loaded = _read(source, mapping, max_bytes) if mapping != ds.Mapping() else auto
@@ -134,7 +151,8 @@ def data_section(max_mb: int):
     c1, c2 = st.sidebar.columns(2)
     lookback = c1.number_input("Lookback L", min_value=4, max_value=2000, value=96, step=8, key="lookback")
     horizon = c2.number_input("Horizon H", min_value=1, max_value=1000, value=48, step=8, key="horizon")
-    data_settings = cfg.DataSettings(lookback=int(lookback), horizon=int(horizon), freq=mapping.freq)
+    data_settings = cfg.DataSettings(lookback=int(lookback), horizon=int(horizon), freq=mapping.freq,
+                                     reading=tuple(ds.data_keys(mapping, det).items()))  # saved in the run's config
     name = ss[UPLOAD_SHOWN][1] if choice == UPLOAD else source
     for p in loaded.problems:
         (st.warning if p.kind == "checksum" else st.error)(_shown(str(p)))
@@ -153,7 +171,9 @@ def data_section(max_mb: int):
             ss["all_items_source"] = {"path": str(loaded.path or source), "n": len(frames),
                                       "item_col": mapping.item_col or det.item_col,
                                       "time_col": mapping.time_col or det.time_col,
-                                      "target_cols": mapping.target_cols or det.target_cols}
+                                      "target_cols": mapping.target_cols or det.target_cols,
+                                      "reading": {"time_format": mapping.time_format, "encoding": mapping.encoding,
+                                                  "delimiter": mapping.delimiter}}
     problems = ds.window_problems(frame, data_settings.lookback, data_settings.horizon, data_settings.split_rule())
     start, end = str(frame.timestamps[0])[:19], str(frame.timestamps[-1])[:19]
     st.caption(f"**{name}**{f' · item {frame.item_id}' if frame.item_id else ''}: {frame.length:,} rows × "
@@ -318,13 +338,15 @@ def all_items_section(fc, active: dict, n_samples: int) -> None:
     st.divider()
     st.markdown(f"**All {src['n']} items.** The run was trained on one item; it can forecast every item of the "
                 f"upload, each from its own last {fc.lookback} rows (as `forecasting predict` does).")
-    key = (active["model"], src["path"], src["item_col"], src["time_col"], src["target_cols"], n_samples)
+    key = (active["model"], src["path"], src["item_col"], src["time_col"], src["target_cols"], str(src.get("reading")),
+           n_samples)
     if st.button(f"Forecast all {src['n']} items", key="forecast_all_items"):
         from app.components.forecast import forecast_all_items
 
         with st.spinner(f"Forecasting {src['n']} items ..."):
             ss["all_items_result"] = (key, forecast_all_items(fc, src["path"], src["item_col"], src["time_col"],
-                                                              src["target_cols"], n_samples=n_samples))
+                                                              src["target_cols"], n_samples=n_samples,
+                                                              reading=src.get("reading")))
     done = ss.get("all_items_result")
     if not done or done[0] != key:
         return

@@ -78,8 +78,12 @@ class AllItemsForecast:
 
 
 def forecast_all_items(forecaster: Any, source: str | Path, item_col: str, time_col: str | None,
-                       target_cols: tuple[str, ...] | None, n_samples: int = 100, seed: int = 0) -> AllItemsForecast:
+                       target_cols: tuple[str, ...] | None, n_samples: int = 100, seed: int = 0,
+                       reading: dict[str, Any] | None = None) -> AllItemsForecast:
     """Forecast every item of the file ``source`` with ``forecaster`` — the CLI's ``forecasting predict``.
+
+    ``reading`` (``time_format``, ``encoding``, ``delimiter``: the page's reading options) overrides
+    the model's own (its config's ``data`` section), as the CLI's flags do; ``None`` values keep them.
 
     Uses the streaming batch predictor (:func:`forecasting.forecaster.batch.predict.predict_files`): each item
     continues from its own last ``L`` rows, in batches, and the table has one row per item and step
@@ -94,7 +98,11 @@ def forecast_all_items(forecaster: Any, source: str | Path, item_col: str, time_
     from forecasting.forecaster.batch.predict import InputSpec, PredictOptions, predict_files
 
     value_col = target_cols[0] if target_cols and len(target_cols) == 1 and len(forecaster.columns) == 1 else None
-    spec = InputSpec(item_col=item_col, time_col=time_col, value_col=value_col)
+    data = forecaster.config.data
+    given = {k: v for k, v in (reading or {}).items() if v is not None}
+    spec = InputSpec(item_col=item_col, time_col=time_col, value_col=value_col,
+                     time_format=given.get("time_format", data.time_format), encoding=given.get("encoding", data.encoding),
+                     delimiter=given.get("delimiter", data.delimiter), missing=data.missing)
     options = PredictOptions(n_samples=n_samples, seed=seed, on_invalid="skip", progress=False)
     with tempfile.TemporaryDirectory(prefix="forecast-all-") as tmp:
         out = Path(tmp) / "forecast_all_items.csv"

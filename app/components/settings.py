@@ -98,6 +98,9 @@ class DataSettings:
         freq: frequency override (``None``: the inferred one).
         val_share / test_share: the validation and backtest shares at the end of the series;
             the backtest uses the *last* ``test_share`` of the rows, never seen in training.
+        reading: the reading options of the config's ``data`` section chosen on the page
+            (``time_format``, ``encoding``, ``delimiter``, ``missing``, and columns the user picked:
+            :func:`app.components.data_source.data_keys`); saved in the run's config.yaml.
     """
 
     lookback: int = 96
@@ -105,6 +108,7 @@ class DataSettings:
     freq: str | None = None
     val_share: float = 0.1
     test_share: float = 0.2
+    reading: tuple[tuple[str, Any], ...] = ()  # (key, value) pairs: hashable, as the page caches on it
 
     def split_rule(self) -> SplitRule:
         return SplitRule(kind="ratio", train=round(1.0 - self.val_share - self.test_share, 6),
@@ -121,7 +125,8 @@ def forecaster_config_dict(data: DataSettings, train: TrainSettings, device: str
     rule = data.split_rule()
     return {
         "data": {"lookback": int(data.lookback), "horizon": int(data.horizon), "freq": data.freq,
-                 "split": {"kind": rule.kind, "train": rule.train, "val": rule.val, "test": rule.test}},
+                 "split": {"kind": rule.kind, "train": rule.train, "val": rule.val, "test": rule.test},
+                 **{key: list(v) if isinstance(v, tuple) else v for key, v in data.reading}},
         "model": {"dynamic_dim": train.dynamic_dim, "hidden_dim": train.hidden_dim, "num_blocks": train.num_blocks},
         "inference": {"method": "scorevi", "warm_start_epochs": train.warm_start_epochs,
                       "prior_center": "warm_start" if train.warm_start_epochs > 0 else "zero"},
