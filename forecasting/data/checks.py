@@ -121,7 +121,7 @@ def check_series(raw: RawSeries, where: Where, name: str, freq: str | None = Non
             elif gap.kind == "gap":
                 msg = (f"gap in timestamps: {gap.found} follows {gap.previous} (row {prev_row}); "
                        f"expected {gap.expected} at freq {freq!r} ({gap.missing} step(s) missing)")
-                hint = "add the missing rows, or use missing='interpolate' or 'ffill' to fill them"
+                hint = "add the missing rows, or use missing='interpolate' or 'ffill' to fill them (--missing)"
             else:
                 msg = (f"irregular spacing: {gap.found} is not on the {freq!r} grid "
                        f"(previous {gap.previous} at row {prev_row}, expected {gap.expected})")

@@ -157,7 +157,9 @@ def resolve_path(name: str, data_dir: str | Path | None = None, base_url: str | 
         return download(spec.name, base_url, target_dir, timeout=timeout)
     raise ForecastingError(
         f"dataset {spec.name}: {spec.filename} not found in {', '.join(str(d) for d in searched)}; "
-        f"pass --data-dir DIR, set {ENV_VAR}=DIR, or download it with --base-url URL"
+        # every command that reads data has --data-dir; the download is `data describe`'s (then found in the cache)
+        f"pass --data-dir DIR, set {ENV_VAR}=DIR, or download it once with "
+        f"`forecasting data describe {spec.name} --base-url URL`"
     )
 
 

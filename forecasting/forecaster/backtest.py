@@ -108,7 +108,8 @@ def origins(forecaster: Any, frame: SeriesFrame, split: str = "test", step: int 
     x = np.stack([frame.values[r : r + L] for r in first])
     y = np.stack([frame.values[r + L : r + L + h] for r in first])
     if np.isnan(x).any() or np.isnan(y).any():
-        raise ForecastingError(f"{frame.name}: missing values in the {split} range; fill them (data.missing=interpolate or ffill)")
+        raise ForecastingError(f"{frame.name}: missing values in the {split} range; fill them when reading "
+                               "(--missing interpolate or ffill; data.missing in a config)")
     starts = [pd.Timestamp(frame.timestamps[r + L]) for r in first]
     return Origins(x, y, starts, first + L)
 
