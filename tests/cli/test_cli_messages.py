@@ -241,10 +241,16 @@ def test_every_flag_and_key_a_message_names_exists():
 
 
 def test_the_reading_flags_are_one_set_everywhere():
+    """The same flags, each one option (destination, type, choices, default) on every command that reads data."""
     reading = {"--time-col", "--time-format", "--target-cols", "--columns", "--encoding", "--delimiter", "--missing",
                "--item-col"}
-    for command in ("train", "predict", "evaluate", "backtest", "tune", "demo", "data validate", "data describe"):
+    commands = ("train", "predict", "evaluate", "backtest", "tune", "demo", "data validate", "data describe")
+    for command in commands:
         assert reading <= OPTIONS[command], (command, reading - OPTIONS[command])
+    for flag in reading:
+        declared = {c: next(repr((a.option_strings, a.dest, a.type, a.choices, a.default, a.metavar))
+                            for a in PARSERS[c]._actions if flag in a.option_strings) for c in commands}
+        assert len(set(declared.values())) == 1, (flag, declared)
 
 
 # -- the command walk ------------------------------------------------------------------------------
