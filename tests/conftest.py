@@ -42,3 +42,33 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def readonly_dir(tmp_path):
+    """A folder that does not accept new files, even for root: a read-only tmpfs mounted on it.
+
+    Tests run as root here, where ``chmod 0o500`` changes nothing (root writes anyway), so a real
+    "cannot write" needs a read-only mount. Without the right to mount, a non-root user gets a
+    ``chmod 0o500`` folder instead; root without it skips the test.
+    """
+    import shutil
+    import stat
+    import subprocess
+
+    d = tmp_path / "readonly"
+    d.mkdir()
+    if shutil.which("mount") and subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(d)],
+                                                capture_output=True).returncode == 0:
+        try:
+            yield d
+        finally:
+            subprocess.run(["umount", "-l", str(d)], capture_output=True)
+        return
+    if os.geteuid() == 0:
+        pytest.skip("cannot mount a read-only tmpfs, and as root a chmod-ed folder is still writable")
+    d.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        yield d
+    finally:
+        d.chmod(stat.S_IRWXU)
