@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from forecasting.core.atomic import atomic_path
+from forecasting.core.writable import ensure_writable
 from forecasting.data.splits import SplitRule
 from forecasting.core.errors import ForecastingError
 
@@ -208,9 +209,10 @@ def download(name: str, base_url: str, dest_dir: str | Path, timeout: float = 30
     if spec.filename is None:
         raise ForecastingError(f"{spec.name} is embedded and is not downloaded")
     dest_dir = Path(dest_dir).expanduser()
-    dest_dir.mkdir(parents=True, exist_ok=True)
     url = base_url.rstrip("/") + "/" + spec.filename
     target = dest_dir / spec.filename
+    ensure_writable(target, "the download target (--data-dir)")  # before the transfer, not after it
+    dest_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:  # any exception below removes the temporary file
         digest = hashlib.md5(usedforsecurity=False)
         with open(tmp, "wb") as out:

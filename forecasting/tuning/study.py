@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from forecasting.core.errors import ForecastingError
+from forecasting.core.writable import ensure_writable
 from forecasting.tuning.space import SearchSpace, load_space
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,10 @@ def resolve(job: TuneJob) -> Resolved:
     storage = job.storage or f"journal:{out / JOURNAL_NAME}"
     if "://" not in storage and not storage.startswith("journal:"):
         storage = f"journal:{storage}"
+    # Before any trial: the report folder and a journal file must be writable (checked, nothing created yet).
+    ensure_writable(out, "--out", kind="dir")
+    if storage.startswith("journal:"):
+        ensure_writable(storage[len("journal:"):], "--storage" if job.storage else "the study journal (--storage)")
     return Resolved(job, base, dataset, space, name, out, storage)
 
 

@@ -53,14 +53,21 @@ def run(args: argparse.Namespace) -> int:
 
     from forecasting.forecaster.backtest import backtest
     from forecasting.core.errors import ForecastingError
+    from forecasting.core.writable import ensure_writable
 
+    # Before the backtest: a folder that cannot be written (e.g. a read-only model directory) must not cost it.
+    # The default folder is checked once the model has loaded, so a wrong --model is reported as such.
+    out = Path(args.out) if args.out else Path(args.model) / "backtest"
+    if args.out:
+        ensure_writable(out, "--out", kind="dir")
     fc = load_forecaster(args.model, args.device)
+    if not args.out:
+        ensure_writable(out, "the default --out (<model>/backtest)", kind="dir")
     if args.horizon and args.horizon > fc.horizon:
         raise ForecastingError(f"--horizon {args.horizon} is beyond the model's horizon {fc.horizon}; ask for at most {fc.horizon}")
     frame = load_frame(data_source(args), args, reading_section(fc.config.data, args))
     scores = backtest(fc, frame, args.split, args.step, args.max_windows or None, args.samples, args.seed, args.horizon,
                       season=season_length(fc.freq), progress=not args.quiet)
-    out = Path(args.out) if args.out else Path(args.model) / "backtest"
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "windows.csv", pl.DataFrame(scores.per_window).write_csv())
     write_json(out / "summary.json", {

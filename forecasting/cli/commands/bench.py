@@ -11,6 +11,7 @@ import shlex
 import sys
 
 from forecasting.cli.entry import add_unavailable, is_third_party
+from forecasting.core.writable import ensure_writable
 
 # suite name -> (module, one-line help)
 SUITES = {
@@ -44,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _runner(module):
     def run(args: argparse.Namespace) -> int:
+        if getattr(args, "out", None):  # every suite's --out is its results folder: check it before the benchmark runs
+            ensure_writable(args.out, "--out", kind="dir")
         argv = getattr(args, "argv", None) or sys.argv[1:]
         args.command_line = "forecasting " + " ".join(shlex.quote(a) for a in argv)
         return module.run(args)

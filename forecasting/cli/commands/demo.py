@@ -14,6 +14,7 @@ from pathlib import Path
 from forecasting.cli.commands.arguments import add_reading_arguments, reading_overrides
 from forecasting.cli.commands.common import add_data_arguments, command_line, load_frame, positive_int
 from forecasting.core.errors import ForecastingError
+from forecasting.core.writable import ensure_writable
 from forecasting.forecaster.runs import load_run_config, write_run
 from forecasting.forecaster.runs import find_config as _find_config
 
@@ -78,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
     from forecasting.forecaster.reports import fan_chart_png, future_forecast, write_calibration_report, write_forecast_csv
 
     t0 = time.perf_counter()
+    # Before the training: the folder is replaced at the end, so an --out that is a file (it would be
+    # swapped for the demo's folder) or cannot be written must fail now.
+    ensure_writable(args.out, "--out", kind="dir")
     if args.threads:
         import torch
 

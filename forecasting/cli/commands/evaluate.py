@@ -57,8 +57,11 @@ def data_source(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from forecasting.core.writable import ensure_writable
     from forecasting.forecaster.backtest import evaluate_split
 
+    if args.out:  # before the scoring: a --out that cannot be written must not cost it
+        ensure_writable(args.out, "--out")
     fc = load_forecaster(args.model, args.device)
     frame = load_frame(data_source(args), args, reading_section(fc.config.data, args))
     scores = evaluate_split(fc, frame, args.split, args.samples, args.seed, args.stride, args.max_windows or None,

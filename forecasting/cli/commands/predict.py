@@ -78,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from forecasting.forecaster.batch.predict import InputSpec, PredictOptions, predict_files
+    from forecasting.forecaster.batch.predict import InputSpec, PredictOptions, check_output, predict_files
     from forecasting.forecaster.batch.sharding import parse_shard, shard_from_env, shard_path
 
     if args.threads:
@@ -87,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     launched = args.shard is None and shard_from_env() is not None  # torchrun: one shard per rank
     shard = parse_shard(args.shard) if args.shard is not None else shard_from_env()
+    # Before the model is loaded: an output that cannot be written must not cost a forecast.
+    check_output(args.output)
+    if shard:
+        check_output(shard_path(args.output, *shard))
     fc = load_forecaster(args.model, args.device)
     cfg = fc.config.predict
     options = PredictOptions(
@@ -133,8 +137,10 @@ def _merge_on_rank0(output: str, n: int) -> None:
 
 
 def run_merge(args: argparse.Namespace) -> int:
+    from forecasting.core.writable import ensure_writable
     from forecasting.forecaster.batch.sharding import merge_shards, shard_path
 
+    ensure_writable(args.output, "OUTPUT")
     paths = [shard_path(args.output, i, args.shards) for i in range(args.shards)]
     rows = merge_shards(paths, args.output)
     if not args.keep:

@@ -28,6 +28,7 @@ from forecasting.cli.commands.common import (
     positive_int,
 )
 from forecasting.core.errors import ForecastingError
+from forecasting.core.writable import ensure_writable
 from forecasting.data.seasonality import season_length
 from forecasting.forecaster.runs import RunWriter, load_run_config, new_run_id, write_run
 
@@ -66,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    # Before the data is read and the model fitted: a run that could not be saved must not be trained.
+    ensure_writable(args.out, "--out", kind="dir")
     # reading flags after --set: a flag wins, and lands in the saved config.yaml like any data.* key
     overrides = list(args.overrides) + reading_overrides(args) + ([f"device={args.device}"] if args.device else [])
     config, dataset, resolved = load_run_config(args.config, overrides, args.data)

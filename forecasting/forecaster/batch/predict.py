@@ -48,6 +48,7 @@ import polars as pl
 from forecasting.core.atomic import AtomicFile
 from forecasting.core.errors import ForecastingError
 from forecasting.core.progress import progress as progress_bar
+from forecasting.core.writable import ensure_writable
 from forecasting.forecaster.prediction import quantile_column
 from forecasting.forecaster.batch.sharding import owns_batch, tag_batch
 
@@ -438,6 +439,26 @@ class _WindowReader:
 
 
 # ------------------------------------------------------------------------------------ output
+def check_output(output: str | Path) -> Path:
+    """Check an output path before any work: a ``.parquet``/``.csv`` file in an existing folder that accepts
+    new files (probed: :func:`~forecasting.core.writable.ensure_writable`); returns it as a :class:`Path`.
+
+    The CLI calls this before it loads the model, and :func:`predict_files` again before it reads the
+    inputs, so a wrong ``--output`` never costs a forecast.
+
+    Raises:
+        ForecastingError: wrong suffix, a directory, a missing folder, or a folder that cannot be written.
+    """
+    out = Path(output).expanduser()
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        raise ForecastingError(f"--output must end in .parquet or .csv, got {out.name!r}")
+    if out.is_dir():
+        raise ForecastingError(f"--output {out} is a directory; name a .parquet or .csv file")
+    if not out.parent.exists():
+        raise ForecastingError(f"the output folder {out.parent} does not exist; create it first")
+    return ensure_writable(out, "--output")
+
+
 class _Writer:
     """Appends polars frames to a temporary parquet/CSV file; :meth:`commit` renames it into place.
 
@@ -446,15 +467,8 @@ class _Writer:
     """
 
     def __init__(self, output: Path):
-        self.output = output
-        suffix = output.suffix.lower()
-        if suffix not in (".parquet", ".csv"):
-            raise ForecastingError(f"--output must end in .parquet or .csv, got {output.name!r}")
-        self.kind = suffix[1:]
-        if output.is_dir():
-            raise ForecastingError(f"--output {output} is a directory; name a .parquet or .csv file")
-        if not output.parent.exists():
-            raise ForecastingError(f"the output folder {output.parent} does not exist; create it first")
+        self.output = check_output(output)
+        self.kind = self.output.suffix.lower()[1:]
         self._file: AtomicFile | None = None
         self._pq = None
         self._fh = None

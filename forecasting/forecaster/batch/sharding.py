@@ -25,6 +25,7 @@ from typing import Iterator, Sequence, TypeVar
 
 from forecasting.core.atomic import atomic_path
 from forecasting.core.errors import ForecastingError
+from forecasting.core.writable import ensure_writable
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ def merge_shards(paths: Sequence[str | Path], out: str | Path) -> int:
     if len(suffixes) != 1 or target.suffix.lower() not in suffixes:
         raise ForecastingError(f"merge: shards and output must share one format (.csv or .parquet), got "
                                f"{sorted(suffixes)} -> {target.suffix}")
+    ensure_writable(target, "merge output")  # before reading the shards: a directory or read-only folder fails now
     # A failed check (a missing shard) removes the temporary file: no half-merged output appears.
     with atomic_path(target) as tmp:
         if target.suffix.lower() == ".csv":
