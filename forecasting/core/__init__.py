@@ -1,2 +1,3 @@
-"""The bottom layer: configs as data, the one error type, the one atomic writer, the one artifact
-format, device resolution and torchrun process-group plumbing. Imports nothing else of the package."""
+"""The bottom layer: configs as data, the one error type, the one atomic writer (with claims on the
+directory names it builds, :mod:`~forecasting.core.claims`), the one artifact format, stop signals,
+device resolution and torchrun process-group plumbing. Imports nothing else of the package."""

@@ -10,7 +10,8 @@ behaves the same:
 * :func:`atomic_path` — the same as a ``with`` block, for writes spread over several statements;
 * :class:`AtomicFile` — explicit ``commit()`` / ``abort()`` for a writer object that streams over
   many calls (the batch predictor's output);
-* :func:`staged_dir` — a whole directory, swapped in when complete.
+* :func:`staged_dir` — a whole directory, moved in when complete (its name claimed at the start
+  or its replacement locked: :mod:`forecasting.core.claims`).
 
 The temporary file is hidden (``.<name>.<random>.tmp<suffix>``) and keeps the target's suffix,
 so writers that pick the format from the file name (matplotlib) still do.
@@ -26,7 +27,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-from forecasting.core.errors import ForecastingError
 
 T = TypeVar("T")
 
@@ -111,38 +111,72 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 @contextmanager
 def staged_dir(final: str | Path, replace: bool = False) -> Iterator[Path]:
-    """Build a directory under a hidden temporary sibling; rename it to ``final`` on success.
+    """Build a directory under a hidden temporary sibling; move it to ``final`` on success.
+
+    Without ``replace`` the name is *claimed* at the start (:func:`forecasting.core.claims.claim_dir`:
+    ``final`` is created exclusively, holding only a ``.incomplete`` marker), so a second builder of
+    the same name fails at once instead of swapping the first one out at the end; the directory is
+    built in ``.<name>.partial`` and renamed onto the emptied placeholder, a rename that cannot
+    replace anything else (:func:`~forecasting.core.claims.commit_claim`).
+
+    With ``replace=True`` (an artifact re-saved in place, the demo's ``runs/demo``) a lock file
+    ``.<name>.lock`` keeps two builders apart, and an existing ``final`` is swapped out only after
+    the new one is complete: the old one is renamed aside, the new one renamed in, and only then is
+    the old one deleted; if the second rename fails, the old one is put back. (POSIX has no portable
+    atomic swap of two directories, so between the two renames — two system calls — ``final`` is
+    briefly absent; it is never half-written.) Temporary names carry the owner's PID, so what a
+    killed process leaves is recognised later (:func:`forecasting.core.claims.find_leftovers`).
 
     On any exception (including Ctrl-C) the temporary directory is removed and ``final`` — if it
-    existed — is left exactly as it was. With ``replace=True`` an existing ``final`` is swapped
-    out only after the new one is complete: the old one is renamed aside, the new one renamed in,
-    and only then is the old one deleted; if the second rename fails, the old one is put back.
-    (POSIX has no portable atomic swap of two directories, so between the two renames — two
-    system calls — ``final`` is briefly absent; it is never half-written.)
+    existed — is left exactly as it was.
+
+    Raises:
+        ForecastingError: ``final`` exists or is claimed (without ``replace``), or another process
+            is replacing it.
     """
+    from forecasting.core import claims
+
     final = Path(final)
-    if final.exists() and not replace:
-        raise ForecastingError(f"{final} already exists; choose another --run-id or remove it")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        old = None
-        if final.exists():
-            old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-            final.rename(old)
+    if not replace:
+        claims.claim_dir(final)
+        tmp = claims.partial_path(final)
         try:
-            tmp.rename(final)
+            shutil.rmtree(tmp, ignore_errors=True)  # an orphan of an earlier build; the name is ours now
+            tmp.mkdir()
+            yield tmp
+            claims.commit_claim(tmp, final)
         except BaseException:
-            if old is not None:
-                old.rename(final)  # the swap failed: the previous directory goes back under its name
+            shutil.rmtree(tmp, ignore_errors=True)
+            claims.release_claim(final)
             raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        return
+    owner = f"{claims.host_tag()}.{os.getpid()}"
+    claims.acquire_lock(final)
+    try:
+        marker = claims.read_claim(final)
+        if marker is not None and claims.claim_status(marker) == claims.RUNNING:
+            raise claims.ClaimError(f"{final} is being built by another process; wait for it to finish", final, marker)
+        tmp = final.parent / f".{final.name}.tmp-{owner}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            yield tmp
+            old = None
+            if final.exists():
+                old = final.parent / f".{final.name}.old-{owner}-{uuid.uuid4().hex[:8]}"
+                final.rename(old)
+            try:
+                tmp.rename(final)
+            except BaseException:
+                if old is not None:
+                    old.rename(final)  # the swap failed: the previous directory goes back under its name
+                raise
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        claims.release_lock(final)
 
 
 def json_safe(obj: Any, stringify_unknown: bool = False) -> Any:

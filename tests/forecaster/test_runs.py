@@ -39,7 +39,8 @@ def written(tmp_path_factory) -> Path:
         run.fit(_frame(), config)
         run.write_config(TINY)
         run.fit_baseline("deterministic", _frame(), config)
-        assert not (root / "r1").exists()  # staged until the block closes
+        # staged until the block closes: the run id is claimed, the directory holds only the marker
+        assert [p.name for p in (root / "r1").iterdir()] == [".incomplete"]
     return root / "r1"
 
 
