@@ -56,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=512, help="series per model call (default %(default)s)")
     p.add_argument("--chunk-items", type=positive_int, default=4096, help="series read from a file at once (default %(default)s)")
     p.add_argument("--skip-invalid", action="store_true",
-                   help="leave out series that fail a check (too short, gaps, missing values) instead of stopping")
+                   help="leave out series that fail a check (too short, gaps, missing values) instead of stopping; "
+                        "if every series fails, nothing is written and the command fails")
     p.add_argument("--value-col", help="value column for a one-channel model or with --channel-col (default: target/value)")
     p.add_argument("--channel-col", help="column naming the channel of each row (default: channel, if present)")
     # --time-col, --time-format, --target-cols, --item-col, --encoding, --delimiter, --missing: as train's,

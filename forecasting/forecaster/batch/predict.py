@@ -99,7 +99,8 @@ class PredictOptions:
         seed: sampling seed.
         batch_size: series per model call (memory ∝ ``batch_size × n_samples × H × C``).
         chunk_items: series read from a file at once (memory ∝ ``chunk_items × rows per item``).
-        on_invalid: ``error`` (default: stop, write nothing) or ``skip`` (log and leave the series out).
+        on_invalid: ``error`` (default: stop, write nothing) or ``skip`` (log and leave the series out;
+            if that leaves no series at all it is an error, and nothing is written).
         progress: show a progress bar on a terminal.
         shard: ``(i, n)``: forecast only batches ``b % n == i`` and tag rows for
             :func:`forecasting.forecaster.batch.sharding.merge_shards` (``None`` = everything).
@@ -606,8 +607,9 @@ def predict_files(forecaster: Any, inputs: str | Path | Sequence[str | Path], ou
 
     Raises:
         ForecastingError: unreadable input, columns that do not match the model, a series that
-            fails a check (with ``on_invalid="error"``), a horizon beyond the model's, or a bad
-            output path. Nothing is written then.
+            fails a check (with ``on_invalid="error"``; with ``"skip"``, every series failing one),
+            inputs holding no series, a horizon beyond the model's, or a bad output path (checked
+            before the inputs are read). Nothing is written then.
     """
     t0 = time.perf_counter()
     fc = forecaster
@@ -630,11 +632,15 @@ def predict_files(forecaster: Any, inputs: str | Path | Sequence[str | Path], ou
         layout = detect_layout(_names(lf, path), path, columns, spec)
         plans.append((path, lf, layout, list_items(lf, layout, path)))
     total = sum(len(p[3]) for p in plans)
+    if total == 0:  # header-only long files: a forecast of nothing is a mistake, not an empty table
+        raise ForecastingError(f"{_listed(files)}: no series to forecast (the file(s) have a header but no data rows); "
+                               "pass files with the history of each series")
     summary = PredictSummary(output=out, files=len(files))
     log.info("predicting %d series from %d file(s) with %d samples, horizon %d", total, len(files), options.n_samples, horizon)
     seen: set[str] = set()
     bar = progress_bar(total=total, unit="series", desc="predict", enabled=options.progress)
     batch_index = 0
+    first_skip: Path | None = None  # the file of the first skipped series, for the all-skipped message
     try:
         for path, lf, layout, items in plans:
             dup = [it for it in items if it in seen]
@@ -653,6 +659,7 @@ def predict_files(forecaster: Any, inputs: str | Path | Sequence[str | Path], ou
                     for item, why in bad:
                         log.warning("%s: skipping item %r: %s", path, item, why)
                     summary.skipped += bad
+                    first_skip = first_skip or path
                 for b in range(0, len(windows.items), options.batch_size):
                     sl = slice(b, b + options.batch_size)
                     if not owns_batch(batch_index, options.shard):  # another shard's batch
@@ -671,6 +678,11 @@ def predict_files(forecaster: Any, inputs: str | Path | Sequence[str | Path], ou
         empty = forecast_frame([], np.zeros(0, "datetime64[ns]"), np.zeros((0, horizon, len(columns))),
                                np.zeros((1 + len(options.quantiles), 0, horizon, len(columns))), columns, fc.freq,
                                options.quantiles)
+        if len(summary.skipped) == total:
+            # --skip-invalid that left nothing: fail (the writer is aborted: no header-only file, and a
+            # previous output stays) rather than report success over an empty table. Counted over all
+            # items, not this shard's, so a shard that merely owns no batch still writes its empty part.
+            raise ForecastingError(_all_skipped(summary.skipped, first_skip, out))
         writer.commit(tag_batch(empty, 0, options.shard))
     except BaseException:
         writer.abort()
@@ -680,6 +692,21 @@ def predict_files(forecaster: Any, inputs: str | Path | Sequence[str | Path], ou
     summary.rows = writer.rows
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _all_skipped(skipped: list[tuple[str, str]], first_file: Path | None, out: Path, show: int = 3) -> str:
+    """One line: how many series were skipped, the first few reasons, and that nothing was written."""
+    reasons = "; ".join(f"item {item!r} {why}" for item, why in skipped[:show])
+    more = f"; and {len(skipped) - show} more" if len(skipped) > show else ""
+    where = f" (the first in {first_file})" if first_file is not None else ""
+    return (f"all {len(skipped)} series were skipped, each failing a check{where}: {reasons}{more}; "
+            f"nothing was written to {out}; fix those series as the reasons say")
+
+
+def _listed(files: Sequence[Path], show: int = 3) -> str:
+    """``a.csv``, or ``a.csv, b.csv and 4 more``."""
+    names = ", ".join(str(f) for f in files[:show])
+    return names + (f" and {len(files) - show} more" if len(files) > show else "")
 
 
 def _collect(lf: pl.LazyFrame) -> pl.DataFrame:
