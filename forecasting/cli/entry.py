@@ -10,6 +10,7 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import NoReturn
 
 from forecasting import __version__
 from forecasting.core.errors import ForecastingError
@@ -28,8 +29,25 @@ COMMAND_MODULES = [
 ]
 
 
+class UsageError(ForecastingError):
+    """A command line argparse rejects: unknown option, bad value, missing argument."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one-line errors.
+
+    argparse prints the whole usage block (ten lines and more for a command with many options) and
+    exits from inside ``parse_args``; a mistyped value is a user error like any other, so it is raised
+    as :class:`UsageError` and :func:`main` prints one line and returns 2. Subparsers inherit the
+    class (``add_subparsers`` uses the parent's class), so every command and suite behaves the same.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}; see `{self.prog} --help`")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="forecasting",
         description="Probabilistic forecasting with Bayesian Koopa (ScoreVI).",
     )
@@ -75,7 +93,11 @@ def add_unavailable(sub: argparse._SubParsersAction, name: str, exc: ModuleNotFo
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     args.argv = argv  # the exact arguments, for result files that record their command
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose + 1, 2),

@@ -256,17 +256,30 @@ def apply_overrides(data: dict[str, Any], items: typing.Sequence[str]) -> dict[s
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping with a clear error for a missing file or bad syntax."""
     path = Path(path)
+    if path.is_dir():
+        raise ForecastingError(f"{path} is a directory, not a config file; pass a .yaml file")
     if not path.is_file():
         raise ForecastingError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ForecastingError(f"{path}: not a text file (byte {exc.start} is not UTF-8); pass a YAML config") from exc
     except yaml.YAMLError as exc:
-        raise ForecastingError(f"{path}: invalid YAML: {exc}") from exc
+        raise ForecastingError(f"{path}: invalid YAML{_yaml_where(exc)}; fix the syntax (a config is YAML "
+                               "sections of key: value lines, see configs/)") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ForecastingError(f"{path}: the top level must be a mapping of config sections")
     return data
+
+
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    """`` at line L, column C: <problem>`` from a PyYAML error (its ``str`` spans several lines with a caret)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{where}: {' '.join(str(problem).split())}"
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> T:
