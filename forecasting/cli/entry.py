@@ -3,6 +3,9 @@
 Each command group lives in ``forecasting/cli/commands/<name>.py`` and exposes
 ``register(subparsers)``, adding its parser(s) with ``set_defaults(func=...)``.
 User errors (:class:`ForecastingError`) print one line and exit 2; bugs keep their traceback.
+SIGTERM is handled like Ctrl-C (:mod:`forecasting.core.signals`): the command stops cleanly
+(temporary files removed, an interrupted ``train`` kept resumable), prints one line and exits
+130 (SIGINT) or 143 (SIGTERM).
 """
 from __future__ import annotations
 
@@ -14,11 +17,13 @@ from typing import NoReturn
 
 from forecasting import __version__
 from forecasting.core.errors import ForecastingError
+from forecasting.core.signals import Interrupted, stop_signals_raise
 
 # Command modules, in the order they appear in --help. Add a module here to add commands.
 COMMAND_MODULES = [
     "forecasting.cli.commands.data",
     "forecasting.cli.commands.train",
+    "forecasting.cli.commands.runs",
     "forecasting.cli.commands.predict",
     "forecasting.cli.commands.evaluate",
     "forecasting.cli.commands.backtest",
@@ -107,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        result = args.func(args)
+        with stop_signals_raise():
+            result = args.func(args)
     except ForecastingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -116,9 +122,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {missing_package_message('this command', exc)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted; outputs written so far are intact", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        # A command may say what the interruption left (train: how to resume); else the general promise.
+        what = exc.args[0] if exc.args and isinstance(exc.args[0], str) else "outputs written so far are intact"
+        by = f" by {exc.signal_name}" if isinstance(exc, Interrupted) else ""
+        print(f"interrupted{by}; {what}", file=sys.stderr)
+        return exc.exit_code if isinstance(exc, Interrupted) else 130
     return int(result or 0)
 
 

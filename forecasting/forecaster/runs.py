@@ -15,9 +15,22 @@ A run directory::
     train/               per-epoch metrics and checkpoints (CLI runs)
     metrics.json         test-split metrics (CLI runs unless ``--no-eval``)
 
-It is built under a hidden temporary sibling and renamed into place when complete
-(:func:`forecasting.core.atomic.staged_dir`): an interrupted, cancelled or failed run leaves
-nothing that looks finished, and listings skip hidden directories.
+Names and states in a runs folder (:mod:`forecasting.core.claims` has the mechanics)::
+
+    <id>/                 finished: the layout above (no marker)
+    <id>/.incomplete      claimed: created exclusively when the run starts, holding only this JSON
+                          marker (owner PID and host, state, command, creation time) until the run
+                          is complete; a second run with the same id fails at once
+    .<id>.partial/        the run being built; renamed onto the emptied ``<id>/`` when complete
+                          (a rename that cannot replace another run)
+
+A claimed run is *running* while its owner process lives, else *interrupted*. An interrupted CLI
+run keeps ``.<id>.partial/`` (config, checkpoints under ``train/``) and is *resumable*
+(``forecasting train --resume <id>``, :func:`write_run` with ``resume=True``); anything else an
+interrupted, cancelled or failed run leaves is removed. Readers (:func:`list_runs`,
+:func:`resolve_model_dir`) never take a claimed run for a finished one; :func:`unfinished_runs`
+lists them and :func:`clean_runs` removes what dead processes left (each new run does that for
+its folder first).
 
 ``run.json`` (``schema`` 1) always has every key of :class:`RunRecord`; a value that does not
 apply to a run is ``null``. Runs written before the schema existed (the old CLI record with
@@ -30,6 +43,7 @@ import dataclasses
 import datetime as _dt
 import json
 import logging
+import shutil
 import time
 import uuid
 from contextlib import contextmanager
@@ -37,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+from forecasting.core import claims
 from forecasting.core.atomic import atomic_write_text, json_safe, staged_dir
 from forecasting.core.errors import ForecastingError
 
@@ -53,6 +68,9 @@ CONFIG_FILE = "config.yaml"
 BASELINES_SUBDIR = "baselines"
 MANIFEST = "manifest.json"
 SOURCES = ("cli", "dashboard")
+# Settings that may differ when a run is resumed: where it runs and how long a collective may wait
+# change no number of the result on the same device (resume promises identical results there).
+RESUME_FREE_KEYS = ("device", "training.dist_timeout_s", "training.pin_memory")
 
 
 # ------------------------------------------------------------------------------------ schema
@@ -179,6 +197,8 @@ def resolve_model_dir(path: str | Path) -> Path:
     p = Path(path)
     if not p.exists():
         raise ForecastingError(f"model not found: {p}; pass a run directory written by `forecasting train` (runs/<id>)")
+    if claims.read_claim(p) is not None:  # claimed: still running, or interrupted
+        raise ForecastingError(unfinished_message(p))
     if (p / MODEL_SUBDIR / MANIFEST).is_file():
         return p / MODEL_SUBDIR
     if (p / MANIFEST).is_file():
@@ -228,15 +248,16 @@ class RunInfo:
 def list_runs(runs_dir: str | Path) -> list[RunInfo]:
     """Run directories under ``runs_dir`` holding a complete model artifact, newest first.
 
-    Hidden directories (staged or interrupted runs) and directories without ``manifest.json``
-    are skipped; runs of every source and of the old layouts are listed.
+    Hidden directories (runs being built), claimed runs (running or interrupted: see
+    :func:`unfinished_runs`) and directories without ``manifest.json`` are skipped; runs of every
+    source and of the old layouts are listed.
     """
     root = Path(runs_dir)
     if not root.is_dir():
         return []
     out = []
     for d in root.iterdir():
-        if d.name.startswith(".") or not d.is_dir():
+        if d.name.startswith(".") or not d.is_dir() or (d / claims.MARKER).exists():
             continue
         try:
             model = resolve_model_dir(d)
@@ -257,6 +278,125 @@ def _baseline_paths(run_dir: Path, meta: dict[str, Any]) -> dict[str, str]:
         for d in base.iterdir():
             paths.setdefault(d.name, f"{BASELINES_SUBDIR}/{d.name}")
     return paths
+
+
+# ------------------------------------------------------------------------------------ unfinished runs
+@dataclass(frozen=True)
+class UnfinishedRun:
+    """A claimed run directory (``<id>/.incomplete``): running, or interrupted.
+
+    Attributes:
+        path: the run directory (holds only the marker until the run is complete).
+        name: the run id.
+        state: ``running`` (its process lives) or ``interrupted``.
+        resumable: interrupted with its config and checkpoints kept in :attr:`staging`.
+        staging: ``.<id>.partial`` beside it.
+        marker: the marker's JSON (owner ``pid``/``host``, ``command``, ``created``, ...).
+    """
+
+    path: Path
+    name: str
+    state: str
+    resumable: bool
+    staging: Path
+    marker: dict[str, Any]
+
+    @property
+    def pid(self) -> int | None:
+        return (self.marker.get("owner") or {}).get("pid")
+
+
+def unfinished_run(path: str | Path) -> UnfinishedRun | None:
+    """The claimed run at ``path``, or ``None`` when ``path`` holds no claim (finished or absent)."""
+    p = Path(path)
+    marker = claims.read_claim(p)
+    if marker is None:
+        return None
+    staging = p.parent / str(marker.get("staging") or claims.partial_path(p).name)
+    state = claims.claim_status(marker)
+    resumable = state == claims.INTERRUPTED and bool(marker.get("resumable")) and (staging / CONFIG_FILE).is_file()
+    return UnfinishedRun(p, p.name, state, resumable, staging, marker)
+
+
+def unfinished_runs(runs_dir: str | Path) -> list[UnfinishedRun]:
+    """Claimed runs under ``runs_dir`` (running or interrupted), by name."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    found = (unfinished_run(d) for d in sorted(root.iterdir()) if not d.name.startswith(".") and d.is_dir())
+    return [u for u in found if u is not None]
+
+
+def unfinished_message(path: str | Path) -> str:
+    """One line on a claimed run: running (whose, since when) or interrupted, and what to do."""
+    u = unfinished_run(path)
+    p = Path(path)
+    out = p.parent
+    if u is None:
+        return f"run {p.name} already exists in {out}/; choose another --run-id or remove it"
+    if u.state == claims.RUNNING:
+        owner = u.marker.get("owner") or {}
+        return (f"run {u.name} is still running (process {owner.get('pid', '?')} on {owner.get('host', '?')}, started "
+                f"{u.marker.get('created') or u.marker.get('claimed', '?')}); choose another --run-id or wait for it to finish")
+    if u.resumable:
+        return (f"run {u.name} was interrupted; resume it with `forecasting train --resume {u.name} --out {out}` "
+                f"or remove it with `forecasting runs clean --interrupted --out {out}`")
+    return f"run {u.name} was interrupted and cannot be resumed; remove it with `forecasting runs clean --out {out}`"
+
+
+def clean_runs(runs_dir: str | Path, *, interrupted: bool = False, dry_run: bool = False) -> list[claims.Leftover]:
+    """Remove what dead processes left in ``runs_dir``; returns what was (or, with ``dry_run``, would be) removed.
+
+    Always: staging folders of dead processes (``.<id>.partial`` no run claims, ``.<id>.tmp-...``,
+    ``.<id>.old-...``), stale locks, and claimed runs whose process is gone and that cannot be
+    resumed. Resumable interrupted runs (their checkpoints) only with ``interrupted=True``. Running
+    runs are never touched.
+    """
+    found = claims.find_leftovers(runs_dir, interrupted=interrupted)
+    if dry_run:
+        return found
+    return [item for item in found if claims.remove_leftover(item)]
+
+
+def config_changes(saved: dict[str, Any], new: dict[str, Any], free: Sequence[str] = RESUME_FREE_KEYS) -> list[str]:
+    """``key: old -> new`` for every dotted key whose value differs (``free`` keys excepted)."""
+    a, b = _flatten(saved), _flatten(new)
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k) and not any(k == f or k.startswith(f + ".") for f in free)]
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def read_resumable(final: str | Path) -> tuple[UnfinishedRun, dict[str, Any]]:
+    """The interrupted run ``final`` and its saved resolved config (``config.yaml`` of its staging folder).
+
+    Raises:
+        ForecastingError: ``final`` is finished, missing, still running, or kept nothing to resume.
+    """
+    from forecasting.core.config import read_yaml
+
+    p = Path(final)
+    u = unfinished_run(p)
+    if u is None:
+        if (p / MODEL_SUBDIR).exists() or (p / RUN_META).exists():
+            raise ForecastingError(f"run {p.name} in {p.parent}/ is finished; there is nothing to resume")
+        raise ForecastingError(f"no run {p.name} in {p.parent}/ to resume; `forecasting runs list --out {p.parent}` "
+                               "shows the runs there")
+    if u.state == claims.RUNNING:
+        raise ForecastingError(unfinished_message(p))
+    if not u.resumable:
+        raise ForecastingError(f"run {u.name} was interrupted before its config was saved, so it cannot be resumed; "
+                               f"remove it with `forecasting runs clean --out {p.parent}` and start it again")
+    return u, read_yaml(u.staging / CONFIG_FILE)
 
 
 # ------------------------------------------------------------------------------------ configs
@@ -299,15 +439,22 @@ def new_run_id(stem: str) -> str:
 class RunWriter:
     """A run being built in its staging directory :attr:`dir` (see :func:`write_run`)."""
 
-    def __init__(self, stage: Path, final: Path, record: RunRecord):
+    def __init__(self, stage: Path, final: Path, record: RunRecord, *, resumable: bool = False, resume: bool = False):
         self.dir, self.final, self.record = stage, final, record
+        self.resumable = resumable  # an interruption keeps the staging folder for a later resume
+        self.resume = resume  # continuing an interrupted run: fits start from its checkpoints
 
     def write_config(self, resolved: dict[str, Any]) -> Path:
-        """``config.yaml``: the resolved config (for CLI runs with its ``dataset`` key)."""
+        """``config.yaml``: the resolved config (for CLI runs with its ``dataset`` key).
+
+        In a resumable run this is the moment the run becomes resumable (a resume needs the config).
+        """
         from forecasting.core.config import write_yaml
 
         write_yaml(resolved, self.dir / CONFIG_FILE)
         self.record.config = CONFIG_FILE
+        if self.resumable and not (claims.read_claim(self.final) or {}).get("resumable"):
+            claims.update_claim(self.final, resumable=True)
         return self.dir / CONFIG_FILE
 
     def record_data(self, frame: Any, dataset: str | None, *, data_file: str | None = None,
@@ -326,7 +473,8 @@ class RunWriter:
         Args:
             data: a :class:`SeriesFrame` or :class:`PreparedData` (as :meth:`Forecaster.fit`).
             config: the forecaster config.
-            checkpoints: keep per-epoch metrics and checkpoints under ``train/``.
+            checkpoints: keep per-epoch metrics and checkpoints under ``train/`` (in a resumed run:
+                continue from them).
             progress: progress bars.
             on_epoch: per-epoch callback (as :meth:`Forecaster.fit`).
         """
@@ -337,7 +485,7 @@ class RunWriter:
 
         t0 = time.perf_counter()
         fc = Forecaster.fit(data, config, run_dir=self.dir / "train" if checkpoints else None, progress=progress,
-                            on_epoch=on_epoch)
+                            resume=self.resume and checkpoints, on_epoch=on_epoch)
         self.record.seconds["fit"] = round(time.perf_counter() - t0, 3)
         fc.save(self.dir / MODEL_SUBDIR)
         self.record.training_summary = fc.summary
@@ -371,9 +519,15 @@ class RunWriter:
 
 @contextmanager
 def write_run(final: str | Path, *, source: str, command: str | None = None, config_source: str | Path | None = None,
-              cache_key: str | None = None, replace: bool = False) -> Iterator[RunWriter]:
+              cache_key: str | None = None, replace: bool = False, resumable: bool = False,
+              resume: bool = False, options: dict[str, Any] | None = None) -> Iterator[RunWriter]:
     """Build the run directory ``final``: yields a :class:`RunWriter` on a staging directory; on a
-    clean exit ``run.json`` is written and the directory renamed into place.
+    clean exit ``run.json`` is written and the directory moved into place.
+
+    The run id is claimed when the block is entered (``final`` created exclusively, holding only a
+    ``.incomplete`` marker: see the module docstring), so a second run with the same id fails at
+    once and the finished run can never replace another. What dead processes left in the runs
+    folder is removed first (:func:`clean_runs`; resumable runs are kept).
 
     Args:
         final: the run directory (``runs/<id>``); its name is the run id.
@@ -383,13 +537,25 @@ def write_run(final: str | Path, *, source: str, command: str | None = None, con
         cache_key: the dashboard's (data, settings) key.
         replace: swap out an existing ``final`` once the new run is complete (the demo's
             ``runs/demo``); otherwise an existing ``final`` is an error.
+        resumable: on an interruption (``KeyboardInterrupt``: Ctrl-C, or SIGTERM under the CLI)
+            after :meth:`RunWriter.write_config`, keep the staging folder with its checkpoints and
+            mark the run interrupted, instead of removing it.
+        resume: continue the interrupted run ``final`` (see :func:`read_resumable`) in its staging
+            folder: :meth:`RunWriter.fit` with ``checkpoints=True`` starts from its checkpoints,
+            and ``created``/``command``/``config_source`` are the original run's. A resumed run
+            that fails is kept resumable.
+        options: the caller's own settings to keep with an unfinished run (JSON; the CLI's
+            evaluation options), read back from :attr:`UnfinishedRun.marker` when it is resumed.
 
     Raises:
-        ForecastingError: ``final`` exists (without ``replace``).
-        ValueError: ``source`` is not one of :data:`SOURCES` (a caller's bug).
+        ForecastingError: ``final`` exists or is claimed (without ``replace``/``resume``), or
+            ``resume`` finds no interrupted run there.
+        ValueError: ``source`` is not one of :data:`SOURCES`, or ``replace`` with ``resume`` (a caller's bug).
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if replace and (resume or resumable):
+        raise ValueError("replace cannot be combined with resume/resumable")
     import torch
 
     from forecasting import __version__
@@ -398,10 +564,81 @@ def write_run(final: str | Path, *, source: str, command: str | None = None, con
     record = RunRecord(run_id=final.name, created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                        source=source, command=command, config_source=None if config_source is None else str(config_source),
                        package_version=__version__, torch_version=torch.__version__.split("+")[0], cache_key=cache_key)
-    with staged_dir(final, replace=replace) as stage:
-        writer = RunWriter(stage, final, record)
+    _clean_before_run(final.parent)
+    if replace:
+        with staged_dir(final, replace=True) as stage:
+            writer = RunWriter(stage, final, record)
+            yield writer
+            write_json(stage / RUN_META, record.to_dict())
+        return
+    stage = _claim(final, record, resume=resume, options=options)
+    try:
+        writer = RunWriter(stage, final, record, resumable=resumable or resume, resume=resume)
         yield writer
         write_json(stage / RUN_META, record.to_dict())
+        claims.commit_claim(stage, final)
+    except BaseException as exc:
+        if not stage.exists():  # moved into place: a stop signal held back during the move is raised after it
+            claims.release_claim(final)
+            raise
+        keep = resume or (resumable and isinstance(exc, KeyboardInterrupt) and (stage / CONFIG_FILE).is_file())
+        if keep:  # the checkpoints stay for `forecasting train --resume`
+            try:
+                claims.update_claim(final, state=claims.INTERRUPTED, interrupted=type(exc).__name__)
+            except OSError:  # the owner's death marks it interrupted just as well
+                log.warning("could not mark %s interrupted", final)
+        else:
+            shutil.rmtree(stage, ignore_errors=True)
+            claims.release_claim(final)
+        raise
+
+
+def _claim(final: Path, record: RunRecord, *, resume: bool, options: dict[str, Any] | None = None) -> Path:
+    """Claim the run id (or, resuming, take over the interrupted run's claim); returns the staging folder."""
+    if resume:
+        read_resumable(final)  # the states a resume refuses, with their messages
+        try:
+            old = claims.take_claim(final)
+        except claims.ClaimError:
+            raise ForecastingError(f"run {final.name} is being resumed or removed by another process") from None
+        record.created = old.get("created") or record.created
+        record.command = old.get("command") or record.command
+        record.config_source = old.get("config_source", record.config_source)
+        stage = final.parent / str(old.get("staging") or claims.partial_path(final).name)
+        _remove_temporaries(stage)
+        return stage
+    try:
+        marker = claims.claim_dir(final, run_id=final.name, source=record.source, command=record.command,
+                                  config_source=record.config_source, created=record.created, options=options or {})
+    except claims.ClaimError:
+        raise ForecastingError(unfinished_message(final)) from None
+    stage = final.parent / marker["staging"]
+    try:
+        shutil.rmtree(stage, ignore_errors=True)  # an orphan of an earlier run; the id is ours now
+        stage.mkdir()
+    except BaseException:
+        claims.release_claim(final)
+        raise
+    return stage
+
+
+def _remove_temporaries(stage: Path) -> None:
+    """Temporary files and folders an interrupted writer left inside its run (ours now: the claim was taken)."""
+    for p in sorted(stage.rglob(".*"), key=lambda q: len(q.parts), reverse=True):
+        if ".tmp" in p.name or ".old-" in p.name or p.name.endswith(".lock"):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+
+
+def _clean_before_run(runs_dir: Path) -> None:
+    """Remove what dead processes left in ``runs_dir`` (never a resumable run); a failure only logs."""
+    try:
+        for item in clean_runs(runs_dir):
+            log.info("removed %s: %s", item.path, item.detail)
+    except OSError as exc:
+        log.warning("could not clean leftovers in %s: %s", runs_dir, exc)
 
 
 def write_json(path: str | Path, obj: Any) -> Path:

@@ -37,6 +37,8 @@ def _option(parser: argparse.ArgumentParser, flag: str) -> tuple:
 def test_shared_option_is_one_option(flag, commands):
     parsers = _commands()
     declared = {name: _option(parsers[name], flag) for name in commands}
+    if flag == "--config":  # the one intended difference: train --resume RUN takes the run's own config
+        declared = {name: d[:5] + d[6:] for name, d in declared.items()}
     first = declared[commands[0]]
     assert all(d == first for d in declared.values()), declared
 
@@ -44,3 +46,7 @@ def test_shared_option_is_one_option(flag, commands):
 def test_train_device_defaults_to_the_config():
     # the one intended difference: train's device comes from the config unless --device is given
     assert _option(_commands()["train"], "--device")[2] is None
+
+
+def test_train_config_is_needed_only_without_resume():
+    assert _option(_commands()["train"], "--config")[5] is False and _option(_commands()["tune"], "--config")[5] is True

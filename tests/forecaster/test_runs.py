@@ -41,6 +41,7 @@ def written(tmp_path_factory) -> Path:
         run.fit_baseline("deterministic", _frame(), config)
         # staged until the block closes: the run id is claimed, the directory holds only the marker
         assert [p.name for p in (root / "r1").iterdir()] == [".incomplete"]
+        assert runs.unfinished_run(root / "r1").state == "running"
     return root / "r1"
 
 
