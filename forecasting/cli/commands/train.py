@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     final, saved = _target(args)
     # Before the data is read and the model fitted: a run that could not be saved must not be trained.
-    ensure_writable(args.out, "--out", kind="dir")
+    # The run's own folder, not --out: `--resume runs/<id>` names its run by path.
+    ensure_writable(final.parent, "--resume" if args.resume else "--out", kind="dir")
     # reading flags after --set: a flag wins, and lands in the saved config.yaml like any data.* key
     overrides = list(args.overrides) + reading_overrides(args) + ([f"device={args.device}"] if args.device else [])
     config, dataset, resolved = load_run_config(args.config, overrides, args.data)
