@@ -10,6 +10,12 @@ H = 48: coverage_50 ≈ 0.6). Split-conformal, the baseline to beat, is per step
 
 * :class:`GaussianLikelihood` (default): ``y ~ N(loc, sigma_c^2)``.
 * :class:`StudentTLikelihood`: ``y ~ t_df(loc, s_c)``, ``df`` fixed by the config (heavy tails).
+* :class:`NegativeBinomialLikelihood`: integer counts, ``y ~ NB(mean mu, dispersion alpha_c)`` with
+  ``mu = softplus(loc * unit + offset)`` on the original scale (``unit``/``offset`` = the scaler's
+  std/mean); its samples are non-negative integers (returned on the scaled data, like every head).
+
+Non-negative data that are not counts keep a Gaussian/Student-t head on a transformed target
+(``log1p``) and/or have their samples clipped at zero: :mod:`forecasting.models.support`.
 
 Why the scale is a *point estimate* and not part of the Bayesian parameter vector: one scale per
 channel is informed by every one of the ``N * H`` training observations of that channel, so its
@@ -30,10 +36,14 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from forecasting.core.errors import ForecastingError
 
 _LOG_2PI = math.log(2.0 * math.pi)
+#: Added to the negative-binomial mean: keeps ``log mu`` finite where softplus underflows (an additive
+#: floor, not a clamp, so the mean keeps a gradient however small it gets).
+_MU_FLOOR = 1e-8
 
 
 def per_channel(scale: torch.Tensor) -> torch.Tensor:
@@ -63,6 +73,9 @@ class Likelihood(nn.Module):
     """
 
     kind = "base"
+    #: What the samples (mapped back to the original scale) can be: ``real``, ``nonnegative`` or ``count``
+    #: (:func:`forecasting.models.support.clip_to_support` enforces it after the scaler's inverse).
+    support = "real"
 
     def __init__(self, n_channels: int, init_scale: float = 0.5, horizon: int | None = None):
         super().__init__()
@@ -85,13 +98,26 @@ class Likelihood(nn.Module):
         """Element-wise log density of ``y`` given ``loc`` (channels last); ``log_scale`` defaults to the parameter."""
         raise NotImplementedError
 
-    def scale_derivatives(self, sq: torch.Tensor, log_scale: torch.Tensor):
-        """log p(r | σ) and its first two derivatives in ``log σ``, from squared residuals ``sq = r²``.
+    def scale_statistics(self, locs: torch.Tensor, y: torch.Tensor):
+        """What :meth:`scale_derivatives` needs from ``locs [K, ...]`` and ``y [...]`` (float64).
 
-        Both heads depend on the residual only through r², so the noise re-fit (:func:`fit_scale`)
-        needs no autograd (its double backward over ``[K, N, H, C]`` residuals cost ~10 s per fit).
+        Location-scale heads: the squared residuals ``r² = (y - loc)²`` (the density depends on the
+        residual only through them).
+        """
+        r = (y.unsqueeze(0) - locs).to(torch.float64)
+        return r.mul_(r)
+
+    def scale_derivatives(self, stats, log_scale: torch.Tensor):
+        """log p and its first two derivatives in the log-scale parameter, from :meth:`scale_statistics`.
+
+        Closed forms, so the noise re-fit (:func:`fit_scale`) needs no autograd (its double backward
+        over ``[K, N, H, C]`` residuals cost ~10 s per fit). Location-scale heads get ``stats = r²``.
         """
         raise NotImplementedError
+
+    def mean(self, loc: torch.Tensor) -> torch.Tensor:
+        """Mean of the observation model given ``loc`` (scaled data): ``loc`` itself for location-scale heads."""
+        return loc
 
     def per_example(self, loc: torch.Tensor, y: torch.Tensor, log_scale: torch.Tensor | None = None) -> torch.Tensor:
         """Log-likelihood of each window: sum over horizon and channels -> ``[B]`` (``loc, y [B, H, C]``)."""
@@ -188,12 +214,139 @@ class StudentTLikelihood(Likelihood):
         return {**super().describe(), "df": self.df}
 
 
+class NegativeBinomialLikelihood(Likelihood):
+    """Integer counts: ``y ~ NB(mean mu, dispersion alpha)``, ``Var y = mu + alpha mu²`` (NB2).
+
+    The parameterisation of DeepAR (Salinas, Flunkert, Gasthaus, Januschowski, "DeepAR:
+    Probabilistic forecasting with autoregressive recurrent networks", IJF 2020, Sec. 3.1) and of
+    NB2 regression (Hilbe, *Negative Binomial Regression*, 2011):
+
+        log p(k) = lgamma(k + r) − lgamma(r) − lgamma(k + 1) − r log(1 + alpha mu)
+                   + k log(alpha mu / (1 + alpha mu)),        r = 1 / alpha,
+
+    i.e. ``scipy.stats.nbinom(n=r, p=r / (r + mu))`` — a Gamma(shape ``r``, mean ``mu``) mixture of
+    Poissons, the Poisson being the limit ``alpha -> 0``.
+
+    How it fits the scaled pipeline without changing it: the network still predicts ``loc`` on the
+    standard-scaled data, and the head reads it as a mean on the *original* scale through
+    ``mu = softplus(loc * unit + offset)`` (``unit``, ``offset`` = the scaler's std and mean per
+    channel, buffers saved with the head). For counts well above zero softplus is the identity, so
+    ``loc`` keeps its meaning (the scaled mean) and a freshly initialised network starts at the
+    series' mean; near zero softplus keeps ``mu > 0`` with a non-vanishing gradient (as DeepAR's
+    softplus output). Targets ``y`` arrive scaled too and are mapped back to counts by
+    ``round(y * unit + offset)`` (the rounding undoes the float error of scaling; exact for counts
+    up to ~10^6 stored in float32). Samples are integer counts returned on the scaled data
+    (``(k − offset) / unit``), so the forecaster's ``scaler.inverse`` recovers them up to float
+    error — round and clip with :func:`forecasting.models.support.clip_to_support` (``support ==
+    "count"``) after it.
+
+    The learned "scale" of this head is ``alpha`` (``log_scale`` = ``log alpha``, per channel or per
+    step and channel): the noise re-fit (:func:`fit_scale`) and the ``shrink`` rule act on it as on
+    ``log σ``. The densities are evaluated in float64 (``lgamma(k + r) − lgamma(r)`` cancels badly
+    in float32 once ``r`` is large).
+
+    Args:
+        n_channels: ``C``.
+        init_scale: initial dispersion ``alpha`` (> 0).
+        horizon: one dispersion per step and channel when given.
+        offset: ``[C]`` (or scalar) original-scale value of scaled 0 (the scaler's mean); default 0.
+        unit: ``[C]`` (or scalar) original-scale size of one scaled unit (the scaler's std); default 1.
+    """
+
+    kind = "negative_binomial"
+    support = "count"
+
+    def __init__(self, n_channels: int, init_scale: float = 0.5, horizon: int | None = None, *, offset=None,
+                 unit=None):
+        super().__init__(n_channels, init_scale, horizon)
+        offset_t = torch.zeros(n_channels, dtype=torch.float64) if offset is None else torch.as_tensor(offset, dtype=torch.float64)
+        unit_t = torch.ones(n_channels, dtype=torch.float64) if unit is None else torch.as_tensor(unit, dtype=torch.float64)
+        offset_t, unit_t = offset_t.expand(n_channels).clone(), unit_t.expand(n_channels).clone()
+        if not (torch.isfinite(offset_t).all() and torch.isfinite(unit_t).all() and (unit_t > 0).all()):
+            raise ForecastingError("negative binomial likelihood: offset must be finite and unit finite and > 0 "
+                                   "(they are the scaler's mean and standard deviation)")
+        self.register_buffer("offset", offset_t)
+        self.register_buffer("unit", unit_t)
+
+    def _original(self, scaled: torch.Tensor) -> torch.Tensor:
+        return scaled.to(torch.float64) * self.unit + self.offset
+
+    def rate(self, loc: torch.Tensor) -> torch.Tensor:
+        """The mean ``mu`` on the original scale (float64), ``softplus(loc * unit + offset)`` (+ 1e-8)."""
+        return F.softplus(self._original(loc)) + _MU_FLOOR
+
+    def counts(self, y: torch.Tensor) -> torch.Tensor:
+        """Scaled targets mapped back to counts (float64), ``round(y * unit + offset)``."""
+        return torch.round(self._original(y))
+
+    @staticmethod
+    def _log_pmf(k: torch.Tensor, mu: torch.Tensor, log_alpha: torch.Tensor) -> torch.Tensor:
+        alpha = torch.exp(log_alpha)
+        r = 1.0 / alpha
+        t = alpha * mu
+        lp = (torch.lgamma(k + r) - torch.lgamma(r) - torch.lgamma(k + 1) - r * torch.log1p(t)
+              + k * (torch.log(t) - torch.log1p(t)))
+        # A negative "count" has probability 0 (lgamma would give +inf at the negative integers).
+        return torch.where(k >= 0, lp, torch.full_like(lp, -math.inf))
+
+    def log_prob(self, loc, y, log_scale=None):
+        log_scale = self.log_scale if log_scale is None else log_scale
+        dtype = torch.promote_types(loc.dtype, y.dtype)
+        return self._log_pmf(self.counts(y), self.rate(loc), log_scale.to(torch.float64)).to(dtype)
+
+    def scale_statistics(self, locs, y):
+        return self.counts(y).unsqueeze(0), self.rate(locs)
+
+    def scale_derivatives(self, stats, log_scale):
+        # d/dr log p = ψ(k+r) − ψ(r) − log(1 + αμ) + (μ − k)/(r + μ);
+        # d²/dr² = ψ'(k+r) − ψ'(r) + 1/r − 1/(r + μ) − (μ − k)/(r + μ)²;
+        # with r = e^{−u}: d/du = −r d/dr and d²/du² = r² d²/dr² + r d/dr.
+        k, mu = stats
+        lp = self._log_pmf(k, mu, log_scale)
+        r = torch.exp(-log_scale)
+        rm = r + mu
+        g = torch.digamma(k + r) - torch.digamma(r) - torch.log1p(mu / r) + (mu - k) / rm
+        h = torch.polygamma(1, k + r) - torch.polygamma(1, r) + 1.0 / r - 1.0 / rm - (mu - k) / (rm * rm)
+        return lp, -r * g, r * r * h + r * g
+
+    def sample(self, loc, generator=None):
+        # Gamma–Poisson mixture. The Gamma sampler has no generator argument, so (as for the Student-t)
+        # the global RNG is forked and seeded from ``generator``: reproducible, no global side effect.
+        seed = (int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+                if generator is not None else None)
+        mu = self.rate(loc)
+        r = torch.exp(-self.log_scale.detach().to(torch.float64)).expand_as(mu)
+        devices = [loc.device] if loc.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            if seed is not None:
+                torch.manual_seed(seed)
+            lam = torch.distributions.Gamma(r, r / mu).sample()
+            k = torch.poisson(lam)
+        return ((k - self.offset) / self.unit).to(loc.dtype)
+
+    def mean(self, loc):
+        return ((self.rate(loc) - self.offset) / self.unit).to(loc.dtype)
+
+    def variance(self, loc: torch.Tensor | None = None) -> torch.Tensor:
+        """Variance on the scaled data, ``(mu + alpha mu²) / unit²`` — it depends on ``loc``, which is required."""
+        if loc is None:
+            raise ValueError("the negative binomial's variance depends on its mean: pass loc")
+        mu = self.rate(loc)
+        alpha = self.scale().detach().to(torch.float64)
+        return ((mu + alpha * mu * mu) / (self.unit * self.unit)).to(loc.dtype)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "scale_is": "dispersion alpha (variance mu + alpha mu^2)",
+                "offset": [round(float(v), 6) for v in self.offset], "unit": [round(float(v), 6) for v in self.unit]}
+
+
 @torch.no_grad()
 def fit_scale(likelihood: Likelihood, locs: torch.Tensor, y: torch.Tensor, steps: int = 100,
               max_log_change: float = 2.0) -> dict:
     """Re-fit the scale on held-out windows: maximise the predictive-mixture likelihood.
 
-    ``(1/N) Σ_n log (1/K) Σ_k p(y_n | loc_kn, σ)`` over ``log σ`` (per channel, or per step and
+    ``(1/N) Σ_n log (1/K) Σ_k p(y_n | loc_kn, σ)`` over ``log σ`` (the log-scale parameter: ``log α``
+    for the negative binomial; per channel, or per step and
     channel when the head is per step) with the weight draws (``locs``)
     fixed — the probabilistic analogue of split-conformal calibration (and of temperature scaling
     in classification, Guo et al. 2017): the noise learned on the *training* windows is too wide
@@ -214,16 +367,15 @@ def fit_scale(likelihood: Likelihood, locs: torch.Tensor, y: torch.Tensor, steps
     """
     before = channel_scales(likelihood)
     log0 = likelihood.log_scale.detach().clone()
-    resid = (y.unsqueeze(0) - locs).to(torch.float64)  # [K, N, H, C]
     if not likelihood.per_step:
-        resid = resid.flatten(1, -2)  # [K, N*H, C]: one scale per channel pools the steps
-    sq = resid * resid
-    del resid
+        # [K, N*H, C] and [N*H, C]: one scale per channel pools the steps
+        locs, y = locs.flatten(1, -2), y.flatten(0, -2)
+    stats = likelihood.scale_statistics(locs, y)  # e.g. squared residuals [K, N, H, C]
     u = log0.to(torch.float64).clone()
     for _ in range(steps):
-        # f(u) = −mean_n log mean_k p(r_kn | e^u); with w = softmax_k(log p) and l', l'' the
+        # f(u) = −mean_n log mean_k p(y_n | loc_kn, e^u); with w = softmax_k(log p) and l', l'' the
         # per-draw derivatives: f' = −mean_n Σ_k w l',  f'' = −mean_n [Σ_k w (l'' + l'²) − (Σ_k w l')²].
-        lp, d1, d2 = likelihood.scale_derivatives(sq, u)
+        lp, d1, d2 = likelihood.scale_derivatives(stats, u)
         w = torch.softmax(lp, dim=0)
         m1 = (w * d1).sum(0)
         g = -m1.mean(0)
@@ -239,10 +391,22 @@ def fit_scale(likelihood: Likelihood, locs: torch.Tensor, y: torch.Tensor, steps
 
 
 def build_likelihood(kind: str, n_channels: int, df: float = 4.0, init_scale: float = 0.5,
-                     horizon: int | None = None) -> Likelihood:
-    """Likelihood head by name: ``gaussian`` | ``student_t`` (``horizon``: one scale per step and channel)."""
+                     horizon: int | None = None, *, offset=None, unit=None) -> Likelihood:
+    """Likelihood head by name: ``gaussian`` | ``student_t`` | ``negative_binomial``.
+
+    Args:
+        kind: the head.
+        n_channels: ``C``.
+        df: Student-t degrees of freedom.
+        init_scale: initial scale (the negative binomial: initial dispersion ``alpha``).
+        horizon: one scale per step and channel when given.
+        offset, unit: negative binomial only: per-channel maps from the scaled data to counts
+            (``count = y * unit + offset``: the scaler's mean and std).
+    """
     if kind == "gaussian":
         return GaussianLikelihood(n_channels, init_scale, horizon)
     if kind == "student_t":
         return StudentTLikelihood(n_channels, df, init_scale, horizon)
-    raise ForecastingError(f"unknown likelihood {kind!r}; use 'gaussian' or 'student_t'")
+    if kind == "negative_binomial":
+        return NegativeBinomialLikelihood(n_channels, init_scale, horizon, offset=offset, unit=unit)
+    raise ForecastingError(f"unknown likelihood {kind!r}; use 'gaussian', 'student_t' or 'negative_binomial'")
