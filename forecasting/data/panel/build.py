@@ -63,6 +63,7 @@ def build_panel(df: pl.DataFrame, id_col: str, time_col: str, target_cols: list[
     # ---- cells: ids, timestamps, values (every bad cell is located, none silently dropped) ----
     problems: list[Problem] = []
     ids = df[id_col]
+    df = df.drop(id_col)
     if ids.dtype.is_nested():
         raise ForecastingError(f"{file}: column {id_col!r} holds {ids.dtype} values, not item ids; name the id column (id_col)")
     if not isinstance(ids.dtype, (pl.Categorical, pl.Enum)):
@@ -86,6 +87,7 @@ def build_panel(df: pl.DataFrame, id_col: str, time_col: str, target_cols: list[
         problems.append(Problem(file, f"missing or unparseable timestamp {show_value(df[time_col][i])} "
                                       f"({int(bad_time.sum())} in all; the column's format is {fmt!r})",
                                 "fix or remove the row", column=time_col, item=ids[i], kind="bad_timestamp", **where.at(i)))
+    df = df.drop(time_col)  # each source column is released once converted (when the caller holds no reference)
     values = np.empty((df.height, len(target_cols)), dtype=np.float32)
     for j, col in enumerate(target_cols):
         numbers, bad = to_float(df[col])
@@ -95,6 +97,8 @@ def build_panel(df: pl.DataFrame, id_col: str, time_col: str, target_cols: list[
                                     "fix the cell, or leave it empty to mark a missing value", column=col, item=ids[i],
                                     kind="non_numeric", **where.at(i)))
         values[:, j] = numbers
+        del numbers, bad
+        df = df.drop(col)
     raise_first(problems, file)
 
     # ---- items in order of first appearance, rows grouped by item and sorted in time ----

@@ -212,14 +212,19 @@ def _from_table(table: pl.DataFrame | pl.LazyFrame, where: Where, name: str, met
         _column(names, col, (), "target", "target_cols", file)
     if len(set(target_cols)) != len(target_cols) or {id_col, time_col} & set(target_cols) or id_col == time_col:
         raise ForecastingError(f"{file}: id {id_col!r}, time {time_col!r} and targets {target_cols} must be distinct columns")
-    needed = [id_col, time_col, *target_cols]
+    # no reference to the collected table is kept here, so build_panel can release each column once converted
+    return build_panel(_select(table, id_col, time_col, target_cols, file), id_col, time_col, target_cols, freq=freq,
+                       time_format=time_format, missing=missing, where=Where(where.file, where.has_lines, time_col),
+                       name=name, meta={**meta, "layout": "long"})
+
+
+def _select(table: pl.DataFrame | pl.LazyFrame, id_col: str, time_col: str, target_cols: list[str], file: str) -> pl.DataFrame:
     id_type = table.collect_schema()[id_col] if isinstance(table, pl.LazyFrame) else table.schema[id_col]
     try:
-        df = _collect(table.lazy().select(_id_expr(id_col, id_type), time_col, *target_cols))
+        return _collect(table.lazy().select(_id_expr(id_col, id_type), time_col, *target_cols))
     except Exception as exc:  # noqa: BLE001 - malformed text: polars raises several types
-        raise ForecastingError(f"{file}: cannot read the columns {needed}: {_short(exc)}; check the delimiter and quoting") from exc
-    return build_panel(df, id_col, time_col, target_cols, freq=freq, time_format=time_format, missing=missing,
-                       where=Where(where.file, where.has_lines, time_col), name=name, meta={**meta, "layout": "long"})
+        raise ForecastingError(f"{file}: cannot read the columns {[id_col, time_col, *target_cols]}: {_short(exc)}; "
+                               "check the delimiter and quoting") from exc
 
 
 def _id_expr(id_col: str, dtype: pl.DataType) -> pl.Expr:
