@@ -50,3 +50,18 @@ def test_train_device_defaults_to_the_config():
 
 def test_train_config_is_needed_only_without_resume():
     assert _option(_commands()["train"], "--config")[5] is False and _option(_commands()["tune"], "--config")[5] is True
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--config", "configs/demo.yaml", "--run-id", "a/../../b"],   # would have written outside --out
+    ["train", "--config", "configs/demo.yaml", "--run-id", ".hidden"],     # listings skip hidden folders
+    ["train", "--config", "configs/demo.yaml", "--eval-windows", "-5"],     # was silently "all"
+    ["evaluate", "--model", "runs/x", "--max-windows", "-1"],               # was silently "all"
+    ["backtest", "--model", "runs/x", "--max-windows", "-1"],
+])
+def test_values_that_cannot_mean_anything_are_refused(argv, capsys):
+    from forecasting.cli.entry import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err

@@ -22,7 +22,7 @@ import dataclasses
 import json
 from typing import Any, Literal
 
-from forecasting.cli.commands.common import add_data_arguments, positive_int
+from forecasting.cli.commands.common import add_data_arguments, count_or_zero, positive_int
 
 SPLITS = ("train", "val", "test", "all")
 MISSING_POLICIES = ("error", "interpolate", "ffill")  # forecasting.data.checks.MISSING_POLICIES (polars-free here)
@@ -70,7 +70,7 @@ def add_scoring_arguments(p: argparse.ArgumentParser, *, windows: str = "windows
         p: the command's parser.
         windows: what is counted (``windows`` or ``origins``).
     """
-    p.add_argument("--max-windows", type=int, default=0, help=f"at most this many evenly spaced {windows} (0 = all)")
+    p.add_argument("--max-windows", type=count_or_zero, default=0, help=f"at most this many evenly spaced {windows} (0 = all)")
     p.add_argument("--samples", "-n", type=positive_int, default=100,
                    help="predictive samples per window (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")

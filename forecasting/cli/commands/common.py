@@ -54,6 +54,26 @@ def load_frame(source: str, args: argparse.Namespace, data: DataSection):
                        **data.read_options())
 
 
+def count_or_zero(text: str) -> int:
+    """argparse type: an integer >= 0 (for options where 0 means "all")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (0 = all), got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (0 = all), got {value}")
+    return value
+
+
+def run_id(text: str) -> str:
+    """argparse type: a run directory's name — one path component, not hidden, so the run lands in --out."""
+    name = text.strip()
+    if not name or name in (".", "..") or name.startswith(".") or "/" in name or "\\" in name or "\0" in name:
+        raise argparse.ArgumentTypeError(f"expected a plain folder name (letters, digits, '-', '_', no '/' and not "
+                                         f"starting with '.'), got {text!r}")
+    return name
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     try:

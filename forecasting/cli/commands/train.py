@@ -32,7 +32,9 @@ from forecasting.cli.commands.arguments import add_config_arguments, add_runtime
 from forecasting.cli.commands.common import (
     command_line,
     load_frame,
+    count_or_zero,
     positive_int,
+    run_id,
 )
 from forecasting.core.claims import partial_path
 from forecasting.core.errors import ForecastingError
@@ -75,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_arguments(p, data_help="data to train on: a .csv/.parquet file or a registered name "
                                       "(default: the config's 'dataset')")
     p.add_argument("--out", default="runs", help="parent folder of run directories (default: %(default)s/)")
-    p.add_argument("--run-id", help="name of the run directory (default: <config>-<UTC time>-<suffix>)")
+    p.add_argument("--run-id", type=run_id, help="name of the run directory (default: <config>-<UTC time>-<suffix>)")
     p.add_argument("--resume", metavar="RUN",
                    help="continue the interrupted run RUN (an id in --out, or runs/<id>) from its last checkpoint, "
                         "with its own config (--config/--set may not change a setting that affects results)")
@@ -83,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-eval", action="store_true", default=None, help="skip the test-split evaluation")
     p.add_argument("--eval-samples", type=positive_int,
                    help=f"predictive samples per test window (default {EVAL_DEFAULTS['eval_samples']})")
-    p.add_argument("--eval-windows", type=int,
+    p.add_argument("--eval-windows", type=count_or_zero,
                    help=f"evaluate on at most this many evenly spaced test windows (0 = all; default "
                         f"{EVAL_DEFAULTS['eval_windows']})")
     for action in p._actions:  # --resume takes the run's own config, so --config is needed only without it
