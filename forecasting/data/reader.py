@@ -351,7 +351,7 @@ def _read_table(lf: pl.LazyFrame, names: list[str], where: Where, opts: ReadOpti
     kept_targets: list[str] = []
     dropped: list[str] = []
     for col in targets:
-        numbers, bad = _to_float(df[col])
+        numbers, bad = to_float(df[col])
         if bad.any() and not explicit_targets and bad.sum() == (~np.isnan(numbers) | bad).sum():
             dropped.append(col)  # no number at all in an auto-picked column: a label, not a channel
             continue
@@ -361,7 +361,7 @@ def _read_table(lf: pl.LazyFrame, names: list[str], where: Where, opts: ReadOpti
                                     (f" ({int(bad.sum())} such cells in this column)" if bad.sum() > 1 else ""),
                                     "fix the cell, leave it empty to mark a missing value, or leave the column out (--target-cols)",
                                     column=col, kind="non_numeric", **where.at(i)))
-            numbers[bad] = np.nan
+            numbers = np.where(bad, np.nan, numbers)
             reported[:, len(kept_targets)] = bad
         values[:, len(kept_targets)] = numbers
         kept_targets.append(col)
@@ -415,14 +415,16 @@ def _panel_freq(ts: np.ndarray, groups: list[tuple[str | None, np.ndarray]]) -> 
     return max(votes, key=votes.get) if votes else None
 
 
-def _to_float(column: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+def to_float(column: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """Cast a column to float; returns ``(numbers with NaN for missing, mask of bad cells)``.
 
-    Missing = null or an NA token; bad = text that is not a number, or +-inf.
+    Missing = null or an NA token; bad = text that is not a number, or +-inf. The numbers may be
+    read-only (numeric columns): callers do not write into them. Used by the panel loader too.
     """
     dtype = column.dtype
     if dtype.is_numeric() or dtype == pl.Boolean:
-        numbers = column.cast(pl.Float64).fill_null(float("nan")).to_numpy().astype(np.float64)
+        # may be a read-only view of polars' buffer: no copy of a column that can hold 10^8 panel rows
+        numbers = column.cast(pl.Float64).fill_null(float("nan")).to_numpy().astype(np.float64, copy=False)
         return numbers, np.isinf(numbers)
     if dtype.is_nested() or dtype.is_temporal() or dtype == pl.Object:
         # parquet lists, structs, dates, durations: no cell is one number

@@ -20,11 +20,11 @@ from forecasting.core.errors import ForecastingError
 from forecasting.data.checks import MISSING_POLICIES, RawSeries, Where, check_series
 from forecasting.data.panel.frame import Panel, same_freq, step_nanos
 from forecasting.data.problems import Problem, raise_first, show_value
+from forecasting.data.reader import to_float  # the single-series reader's cell rule: same NA tokens, same bad cells
 from forecasting.data.timeindex import expected_grid, infer_freq, normalise_freq, parse_timestamps, text_of
 
 log = logging.getLogger(__name__)
 
-NA_TOKENS = ("", "na", "n/a", "nan", "null", "none", "?", "-", "#n/a")  # as the single-series reader
 _FREQ_VOTERS = 25  # items whose inferred frequency decides the panel's when none is given
 _MAX_GRID = 50_000_000  # calendar grids larger than this are checked item by item instead
 _MAX_PROBLEMS = 100  # problems collected before the first is raised
@@ -159,21 +159,6 @@ def build_panel(df: pl.DataFrame, id_col: str, time_col: str, target_cols: list[
     return Panel(np.ascontiguousarray(values, dtype=np.float32), offsets, tuple(item_ids), starts, freq,
                  tuple(target_cols), name, info)
 
-
-def to_float(column: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    """``(numbers with NaN for missing cells, mask of cells that are not numbers)``."""
-    dtype = column.dtype
-    if dtype.is_numeric() or dtype == pl.Boolean:
-        numbers = column.cast(pl.Float64).fill_null(float("nan")).to_numpy().astype(np.float64, copy=False)
-        return numbers, np.isinf(numbers)
-    if dtype.is_nested() or dtype.is_temporal() or dtype == pl.Object:
-        return np.full(len(column), np.nan), column.is_not_null().to_numpy()
-    text = text_of(column).str.strip_chars()
-    parsed = text.cast(pl.Float64, strict=False)
-    absent = text.is_null() | text.str.to_lowercase().is_in(list(NA_TOKENS))
-    numbers = parsed.fill_null(float("nan")).to_numpy()
-    bad = (parsed.is_null() & ~absent).to_numpy() | np.isinf(numbers)
-    return np.where(absent.to_numpy(), np.nan, numbers), bad
 
 
 def _group_rows(ids: pl.Series) -> tuple[np.ndarray | None, np.ndarray, list[str]]:  # ids: categorical

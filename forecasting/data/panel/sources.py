@@ -25,7 +25,8 @@ import polars as pl
 
 from forecasting.core.errors import ForecastingError
 from forecasting.data.checks import MISSING_POLICIES, Where, fill_missing
-from forecasting.data.panel.build import build_panel, to_float
+from forecasting.data.panel.build import build_panel
+from forecasting.data.reader import to_float
 from forecasting.data.panel.frame import Panel, item_timestamps, same_freq, step_nanos
 from forecasting.data.series import SeriesFrame
 from forecasting.data.timeindex import normalise_freq
