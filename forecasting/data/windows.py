@@ -18,7 +18,21 @@ from forecasting.data.splits import SplitBorders, SplitRule, split_borders
 from forecasting.core.errors import ForecastingError
 
 
-class WindowDataset(torch.utils.data.Dataset):
+class WindowBatches:
+    """Batch iteration for any window dataset with ``len()`` and ``batch(indices)`` (single series and
+    panels alike), so every dataset the training loop drives batches the same way."""
+
+    def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+                drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Iterate over batches; with ``shuffle`` the order comes from ``generator`` (reproducible)."""
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        stop = n - (n % batch_size if drop_last else 0)
+        for lo in range(0, stop, batch_size):
+            yield self.batch(order[lo : lo + batch_size])
+
+
+class WindowDataset(WindowBatches, torch.utils.data.Dataset):
     """Windows ``(x[L, C], y[H, C])`` over rows ``[start, end)`` of ``series``.
 
     Window ``i`` reads rows ``start + i*stride .. + L + H``: inputs are the first ``L``
@@ -51,14 +65,6 @@ class WindowDataset(torch.utils.data.Dataset):
         idx = torch.as_tensor(indices, dtype=torch.long) * self.stride
         w = self._view[idx].transpose(1, 2)  # [B, L+H, C]
         return w[:, : self.lookback].contiguous(), w[:, self.lookback :].contiguous()
-
-    def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
-                drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Iterate over batches; with ``shuffle`` the order comes from ``generator`` (reproducible)."""
-        order = torch.randperm(self.n_windows, generator=generator) if shuffle else torch.arange(self.n_windows)
-        stop = self.n_windows - (self.n_windows % batch_size if drop_last else 0)
-        for lo in range(0, stop, batch_size):
-            yield self.batch(order[lo : lo + batch_size])
 
     def target_start_rows(self) -> np.ndarray:
         """Row index (in the full series) of each window's first target step."""

@@ -20,17 +20,18 @@ so a resumed run sees the same batches.
 """
 from __future__ import annotations
 
-from typing import Iterator
 
 import numpy as np
 import torch
+
+from forecasting.data.windows import WindowBatches
 
 PAD_VALUES = ("first", "zero")
 _GOLDEN = 0.6180339887498949  # Weyl sequence step: frac(k * golden) fills [0, 1) most evenly
 _ITEM_PHASE = 0.7548776662466927  # decorrelates the sequences of neighbouring items
 
 
-class PanelWindows:
+class PanelWindows(WindowBatches):
     """Windows ``(x [L, C], y [H, C])`` of a panel's scaled values.
 
     Args:
@@ -107,14 +108,6 @@ class PanelWindows:
         x, y = self.batch([i])
         return x[0], y[0]
 
-    def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
-                drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Iterate over batches; with ``shuffle`` the order comes from ``generator`` (reproducible)."""
-        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
-        stop = len(self) - (len(self) % batch_size if drop_last else 0)
-        for lo in range(0, stop, batch_size):
-            yield self.batch(order[lo : lo + batch_size])
-
     def origins(self) -> tuple[np.ndarray, np.ndarray]:
         """``(item, origin)`` of every window, in index order (O(windows): for evaluation sets)."""
         item = np.repeat(np.arange(self.n_items), self.counts)
@@ -125,7 +118,7 @@ class PanelWindows:
         return int(self.offsets.nbytes + self.first_origin.nbytes + self.counts.nbytes + self.cum.nbytes)
 
 
-class BalancedWindows:
+class BalancedWindows(WindowBatches):
     """Each item equally likely, then a window within it — under the dataset interface of the loop.
 
     ``len()`` is the number of slots per epoch (default: the number of windows, so an epoch has
@@ -180,9 +173,3 @@ class BalancedWindows:
         x, y = self.batch([i])
         return x[0], y[0]
 
-    def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
-                drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
-        stop = len(self) - (len(self) % batch_size if drop_last else 0)
-        for lo in range(0, stop, batch_size):
-            yield self.batch(order[lo : lo + batch_size])
