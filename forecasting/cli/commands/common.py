@@ -54,15 +54,20 @@ def load_frame(source: str, args: argparse.Namespace, data: DataSection):
                        **data.read_options())
 
 
-def count_or_zero(text: str) -> int:
-    """argparse type: an integer >= 0 (for options where 0 means "all")."""
+def _int_at_least(text: str, minimum: int, expected: str) -> int:
+    """``int(text)`` if it is >= ``minimum``, else argparse's error saying what was ``expected``."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (0 = all), got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (0 = all), got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
     return value
+
+
+def count_or_zero(text: str) -> int:
+    """argparse type: an integer >= 0 (for options where 0 means "all")."""
+    return _int_at_least(text, 0, "a whole number >= 0 (0 = all)")
 
 
 def run_id(text: str) -> str:
@@ -76,13 +81,7 @@ def run_id(text: str) -> str:
 
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+    return _int_at_least(text, 1, "a positive integer")
 
 
 def quantile_list(text: str) -> tuple[float, ...]:
