@@ -12,27 +12,16 @@ Names load on first use, so ``import forecasting`` does not import torch.
 """
 from __future__ import annotations
 
-import importlib
-
 __version__ = "0.1.0"
 
 from forecasting.core.errors import ForecastingError  # noqa: E402
+from forecasting.core.lazy import lazy_exports  # noqa: E402
 
-_PUBLIC = {
-    "Forecaster": "forecasting.forecaster",
-    "ForecasterConfig": "forecasting.forecaster",
-    "read_forecaster_config": "forecasting.forecaster",
-    "Prediction": "forecasting.forecaster",
-    "Classifier": "forecasting.classifier",
-    "ClassifierConfig": "forecasting.classifier",
-    "load_series": "forecasting.data",
-    "load_config": "forecasting.core.config",
+_SOURCES = {
+    "forecasting.forecaster": ("Forecaster", "ForecasterConfig", "read_forecaster_config", "Prediction"),
+    "forecasting.classifier": ("Classifier", "ClassifierConfig"),
+    "forecasting.data": ("load_series",),
+    "forecasting.core.config": ("load_config",),
 }
-
-__all__ = ["ForecastingError", "__version__", *sorted(_PUBLIC)]
-
-
-def __getattr__(name: str):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'forecasting' has no attribute {name!r}")
-    return getattr(importlib.import_module(_PUBLIC[name]), name)
+__getattr__, _, _LAZY = lazy_exports(__name__, _SOURCES)  # dir() stays the default, as before
+__all__ = ["ForecastingError", "__version__", *_LAZY]

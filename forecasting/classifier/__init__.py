@@ -4,13 +4,7 @@
 """
 from __future__ import annotations
 
-import importlib
+from forecasting.core.lazy import lazy_exports
 
-_PUBLIC = {"Classifier": "api", "ClassifierConfig": "config"}
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'forecasting.classifier' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"forecasting.classifier.{_PUBLIC[name]}"), name)
+_SOURCES = {"api": ("Classifier",), "config": ("ClassifierConfig",)}
+__getattr__, _, __all__ = lazy_exports(__name__, _SOURCES)  # dir() stays the default, as before

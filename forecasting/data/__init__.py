@@ -11,7 +11,7 @@ when needed); gluonts stays inside :mod:`forecasting.data.gluonts_io` functions 
 """
 from __future__ import annotations
 
-import importlib
+from forecasting.core.lazy import lazy_exports
 
 # Every public name, by the submodule that defines it. Submodules load on first use, so that
 # ``forecasting.data.images`` (the vision pathway) works without polars, and torch/gluonts load
@@ -32,29 +32,4 @@ _SOURCES = {
     "validation": ("SourceReport", "check_length", "inspect_source", "length_problems", "validate", "window_counts"),
     "windows": ("PreparedData", "WindowDataset", "prepare"),
 }
-_WHERE = {name: module for module, names in _SOURCES.items() for name in names}
-
-
-def __getattr__(name: str):
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'forecasting.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"forecasting.data.{module}"), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
-__all__ = [
-    "DEFAULT_DATASET", "DEFAULT_MAX_BYTES", "MISSING_POLICIES", "REGISTRY",
-    "DatasetSpec", "PreparedData", "Problem", "ReadOptions", "SeriesFrame", "SourceReport", "SplitBorders",
-    "SplitRule", "StandardScaler", "WindowDataset",
-    "candidate_dirs", "check_length", "combine_items", "dataset_names", "download", "embedded_path", "fill_missing",
-    "from_gluonts", "get_spec", "infer_freq", "inspect_source", "length_problems", "load_series", "md5sum",
-    "normalise_freq", "parse_timestamps", "prepare", "read_file_dataset", "read_series", "reading_options", "repository_dataset",
-    "resolve_path", "scan_file", "season_length", "split_borders", "split_rule_for", "to_gluonts", "to_long", "validate", "verify",
-    "window_counts",
-]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _SOURCES)

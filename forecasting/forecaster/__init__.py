@@ -11,19 +11,11 @@ Names load on first use, so ``import forecasting.forecaster.config`` stays cheap
 """
 from __future__ import annotations
 
-import importlib
+from forecasting.core.lazy import lazy_exports
 
-_PUBLIC = {
-    "Forecaster": "api",
-    "ForecasterConfig": "config",
-    "read_forecaster_config": "config",
-    "Prediction": "prediction",
+_SOURCES = {
+    "api": ("Forecaster",),
+    "config": ("ForecasterConfig", "read_forecaster_config"),
+    "prediction": ("Prediction",),
 }
-
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'forecasting.forecaster' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"forecasting.forecaster.{_PUBLIC[name]}"), name)
+__getattr__, _, __all__ = lazy_exports(__name__, _SOURCES)  # dir() stays the default, as before

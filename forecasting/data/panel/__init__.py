@@ -19,7 +19,7 @@ balanced sampling), :mod:`~.prepare` (all of it for one (L, H)).
 """
 from __future__ import annotations
 
-import importlib
+from forecasting.core.lazy import lazy_exports
 
 # Every public name, by the module that defines it; modules load on first use, so reading a panel
 # does not import torch (only the windows and prepare_panel need it), as in forecasting.data.
@@ -32,25 +32,4 @@ _SOURCES = {
     "splits": ("SPLIT_KINDS", "PanelBorders", "PanelSplitRule", "panel_borders"),
     "windows": ("BalancedWindows", "PanelWindows"),
 }
-_WHERE = {name: module for module, names in _SOURCES.items() for name in names}
-
-
-def __getattr__(name: str):
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'forecasting.data.panel' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"forecasting.data.panel.{module}"), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
-__all__ = [
-    "SAMPLINGS", "SHORT_ITEM_POLICIES", "SPLIT_KINDS",
-    "BalancedWindows", "DroppedItem", "Panel", "PanelBorders", "PanelConfig", "PanelData", "PanelScaler",
-    "PanelSplitRule", "PanelWindows",
-    "build_panel", "from_gluonts", "load_panel", "load_panel_pair", "panel_borders", "prepare_panel",
-]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _SOURCES)
